@@ -1,0 +1,128 @@
+// The anti-cheat alerts panel: one card per flagged (match, player, kind),
+// updated in place when the service raises the same alert again, with the
+// score, the cheat kind and the features that drove the score.
+
+import { clock } from "./feed.js";
+
+const MAX_CARDS = 30;
+const TOP_FEATURES = 3;
+
+export class AlertsPanel {
+  constructor(list, counter, { onPick } = {}) {
+    this.list = list;
+    this.counter = counter;
+    this.onPick = onPick;
+    this.cards = new Map(); // "match/player/kind" -> li
+    this.flagged = new Map(); // "match/player" -> alert
+  }
+
+  /** Add or refresh an alert; returns it normalised, or null when malformed. */
+  add(raw) {
+    const alert = normalise(raw);
+    if (!alert) return null;
+    const key = `${alert.match}/${alert.player}/${alert.kind}`;
+    this.flagged.set(`${alert.match}/${alert.player}`, alert);
+    let li = this.cards.get(key);
+    if (!li) {
+      li = document.createElement("li");
+      li.className = "alert fresh";
+      li.addEventListener("click", () => this.onPick?.(alert.match, alert.player));
+      this.cards.set(key, li);
+      this.list.querySelector(".empty")?.remove();
+    }
+    li.replaceChildren(...render(alert));
+    li.dataset.player = alert.player;
+    li.dataset.kind = alert.kind;
+    li.dataset.match = alert.match;
+    this.list.prepend(li);
+    li.classList.remove("fresh");
+    void li.offsetWidth; // restart the highlight animation
+    li.classList.add("fresh");
+    while (this.list.children.length > MAX_CARDS) {
+      const old = this.list.lastElementChild;
+      this.cards.delete(`${old.dataset.match}/${old.dataset.player}/${old.dataset.kind}`);
+      old.remove();
+    }
+    this.counter.textContent = String(this.cards.size);
+    return alert;
+  }
+
+  /** Alerts already known for `match`, to ring its cheaters after a switch. */
+  forMatch(match) {
+    return [...this.flagged.values()].filter((a) => a.match === match);
+  }
+}
+
+function normalise(raw) {
+  if (!raw || typeof raw !== "object" || typeof raw.player !== "string") return null;
+  return {
+    match: String(raw.match ?? "?"),
+    player: raw.player,
+    kind: String(raw.kind ?? "suspicious"),
+    score: Number(raw.score ?? 0),
+    threshold: Number.isFinite(raw.threshold) ? raw.threshold : null,
+    reason: typeof raw.reason === "string" ? raw.reason : "",
+    rules: raw.rules,
+    features: topFeatures(raw.features),
+    ts: raw.ts,
+    model: raw.model_version ?? "",
+  };
+}
+
+/**
+ * The service may describe features as {name: value}, {name: {value, z,
+ * contribution}}, [[name, value], ...] or [{name, value, ...}, ...]; rank
+ * them by contribution when there is one, else by magnitude.
+ */
+export function topFeatures(features) {
+  if (!features || typeof features !== "object") return [];
+  const items = Array.isArray(features)
+    ? features.map((f) => (Array.isArray(f) ? { name: f[0], value: f[1] } : { ...f }))
+    : Object.entries(features).map(([name, v]) => (v && typeof v === "object" ? { name, ...v } : { name, value: v }));
+  const weight = (f) => Math.abs(Number(f.contribution ?? f.weight ?? f.z ?? f.value ?? 0)) || 0;
+  return items
+    .filter((f) => f && f.name !== undefined)
+    .sort((a, b) => weight(b) - weight(a))
+    .slice(0, TOP_FEATURES);
+}
+
+function render(a) {
+  const head = el("div", "alert-head");
+  head.append(el("span", "player", a.player), el("span", `kind kind-${slug(a.kind)}`, a.kind), el("span", "match", a.match));
+  const bar = el("div", "score");
+  const fill = el("i");
+  fill.style.width = `${Math.round(Math.max(0, Math.min(1, a.score)) * 100)}%`;
+  bar.append(fill, el("b", "", a.score.toFixed(2)));
+  const parts = [head, bar];
+  if (a.features.length) {
+    const ul = el("ul", "features");
+    for (const f of a.features) {
+      const li = el("li");
+      li.append(el("span", "fname", String(f.name).replaceAll("_", " ")), el("span", "fval", fmt(f)));
+      ul.append(li);
+    }
+    parts.push(ul);
+  }
+  const foot = el("div", "alert-foot", [a.reason, clock(a.ts)].filter(Boolean).join(" · "));
+  parts.push(foot);
+  return parts;
+}
+
+function fmt(f) {
+  const v = Number(f.value);
+  const val = Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(3)) : String(f.value ?? "");
+  if (Number.isFinite(f.z)) return `${val} (z ${Number(f.z).toFixed(1)})`;
+  if (Number.isFinite(f.contribution)) return `${val} (+${Number(f.contribution).toFixed(2)})`;
+  return val;
+}
+
+function el(tag, cls = "", text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function slug(s) {
+  return String(s).toLowerCase().replace(/[^a-z0-9]+/g, "-");
+}

@@ -1,0 +1,243 @@
+// The gamebus demo page: wires two relay connections (a spectator one for
+// the chosen match, an analyst one for anti-cheat alerts) to the map, the
+// kill feed, the alerts panel and the live figures.
+
+import { MatchStream, RelayConnection } from "./connection.js";
+import { MapView } from "./map.js";
+import { KillFeed } from "./feed.js";
+import { AlertsPanel } from "./alerts.js";
+import { Stats, showState } from "./stats.js";
+
+const $ = (id) => document.getElementById(id);
+
+async function main() {
+  const config = await (await fetch("config.json", { cache: "no-store" })).json();
+  const matches = new Map(); // id -> {id, map}
+  for (const m of config.matches ?? []) {
+    const entry = typeof m === "string" ? { id: m } : m;
+    matches.set(entry.id, entry);
+  }
+  const mapCache = new Map();
+  const names = new Map();
+  const nameOf = (id) => names.get(id) ?? id;
+
+  const stats = new Stats({
+    rate: $("stat-rate"),
+    p50: $("stat-p50"),
+    p99: $("stat-p99"),
+    reconnects: $("stat-reconnects"),
+  });
+  const feed = new KillFeed($("kill-feed"), { nameOf });
+  const view = new MapView($("map"), { onPick: (player) => follow(player) });
+  const alerts = new AlertsPanel($("alerts"), $("alert-count"), {
+    onPick: (match, player) => {
+      if (match !== stream.match) choose(match);
+      follow(player);
+    },
+  });
+  const banner = new Banner($("banner"));
+  const followRadius = config.follow_radius ?? null;
+
+  const token = (role) => async () => {
+    const res = await fetch(`token?role=${role}`, { cache: "no-store" });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return (await res.json()).token;
+  };
+
+  const spectator = new RelayConnection({
+    name: "stream",
+    url: config.relay_url,
+    token: token("spectator"),
+    onOpen: (_conn, connects) => {
+      if (connects > 1) stats.reconnected();
+      stream.subscribe();
+    },
+    onMessage: (msg) => {
+      if (!stream.handle(msg) && msg.op === "error") banner.show(`Relay: ${msg.message ?? msg.code}`, "warn", 6000);
+    },
+    onState: (state, detail) => {
+      showState($("conn-spectator"), state, detail);
+      document.body.dataset.stream = state;
+      if (state === "reconnecting") banner.show(`Relay connection lost (${detail}). Reconnecting…`, "warn");
+    },
+  });
+
+  const stream = new MatchStream({
+    conn: spectator,
+    onEvents: (events, live) => {
+      for (const ev of events) {
+        if (ev.type === "join" && ev.name) names.set(ev.player, ev.name);
+        if ((ev.type === "round_start" || ev.type === "match_end") && ev.map) loadMap(ev.map);
+        view.apply(ev);
+        feed.apply(ev);
+        if (ev.type === "round_start") $("round-info").textContent = `round ${ev.round}${ev.map ? ` · ${ev.map}` : ""}`;
+      }
+      if (live) stats.received(events);
+      $("stat-position").textContent = fmtPosition(stream.position);
+    },
+    onSnapshot: (players) => view.snapshot(players),
+    onResumed: ({ from, replayed, gap, holes }) => {
+      const clean = !gap && holes === 0;
+      const at = from.offsets?.["game.events"];
+      const text = clean
+        ? `Resumed from ${at !== undefined ? `game.events @ ${at}` : "the last position"}: replayed ${replayed} events, no gap`
+        : `Resumed with a gap: ${gap ? "the relay no longer had all the history" : `${holes} match events missing`}`;
+      $("stat-resume").textContent = text;
+      $("stat-resume").dataset.gap = String(!clean);
+      document.body.dataset.resumed = clean ? "clean" : "gap";
+      banner.show(text, clean ? "ok" : "warn", 8000);
+    },
+    onError: (msg) => banner.show(`Cannot watch this match: ${msg.message ?? msg.code}`, "warn", 8000),
+  });
+
+  const analyst = new RelayConnection({
+    name: "alerts",
+    url: config.relay_url,
+    token: token("analyst"),
+    onOpen: (conn) => conn.send({ op: "sub_alerts" }),
+    onMessage: (msg) => {
+      if (msg.op !== "alert") return;
+      const alert = alerts.add(msg.alert);
+      if (!alert) return;
+      if (!matches.has(alert.match)) addMatch({ id: alert.match });
+      bumpAlerts(alert.match);
+      if (alert.match === stream.match) view.flag(alert.player, alert);
+    },
+    onState: (state, detail) => showState($("conn-analyst"), state, detail),
+  });
+
+  // --- match picker -------------------------------------------------------
+
+  const picker = $("match-picker");
+  const buttons = new Map();
+  function addMatch(entry) {
+    matches.set(entry.id, entry);
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "match";
+    b.dataset.match = entry.id;
+    b.innerHTML = `<span class="mname"></span><span class="badge" hidden>0</span>`;
+    b.querySelector(".mname").textContent = entry.label ?? entry.id;
+    b.addEventListener("click", () => choose(entry.id));
+    picker.append(b);
+    buttons.set(entry.id, b);
+  }
+  function bumpAlerts(match) {
+    const badge = buttons.get(match)?.querySelector(".badge");
+    if (!badge) return;
+    badge.hidden = false;
+    badge.textContent = String(alerts.forMatch(match).length);
+  }
+  function choose(match) {
+    if (!matches.has(match) || match === stream.match) return;
+    for (const [id, b] of buttons) b.classList.toggle("active", id === match);
+    view.reset();
+    feed.clear();
+    names.clear();
+    $("round-info").textContent = "";
+    $("match-title").textContent = `Match ${matches.get(match).label ?? match}`;
+    follow(null, { send: false });
+    const mapName = matches.get(match).map;
+    if (mapName) loadMap(mapName);
+    for (const a of alerts.forMatch(match)) view.flag(a.player, a);
+    stream.select(match);
+    history.replaceState(null, "", `#${encodeURIComponent(match)}`);
+  }
+
+  async function loadMap(name) {
+    if (!config.maps_url) return;
+    let spec = mapCache.get(name);
+    if (spec === undefined) {
+      mapCache.set(name, null);
+      try {
+        const res = await fetch(`${config.maps_url}${encodeURIComponent(name)}.json`);
+        spec = res.ok ? await res.json() : null;
+      } catch {
+        spec = null;
+      }
+      mapCache.set(name, spec);
+    }
+    if (spec) view.setMap(spec);
+  }
+
+  // --- area of interest ---------------------------------------------------
+
+  function follow(player, { send = true } = {}) {
+    if (player === stream.follow && send) return;
+    view.setFollow(player, followRadius);
+    if (send) stream.setFollow(player);
+    const bar = $("follow-bar");
+    bar.hidden = !player;
+    if (player) {
+      const r = followRadius ? ` within ${followRadius} m` : " nearby";
+      $("follow-text").textContent = `Following ${nameOf(player)}: the relay streams only the players${r}.`;
+    }
+  }
+  $("follow-stop").addEventListener("click", () => follow(null));
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") follow(null);
+  });
+
+  // --- go -------------------------------------------------------------------
+
+  for (const entry of matches.values()) addMatch(entry);
+  spectator.start();
+  analyst.start();
+  const wanted = decodeURIComponent(location.hash.slice(1));
+  const first = matches.has(wanted) ? wanted : matches.keys().next().value;
+  if (first) choose(first);
+
+  const frame = () => {
+    view.draw();
+    stats.painted();
+    const count = Object.keys(view.summary()).length;
+    const pc = $("players-count");
+    if (pc.dataset.count !== String(count)) {
+      pc.dataset.count = String(count);
+      pc.textContent = `${count} player${count === 1 ? "" : "s"}`;
+    }
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+
+  // For the browser tests and for curious people with a console open.
+  window.gamebus = {
+    players: () => view.summary(),
+    stats: () => stats.snapshot(),
+    stream,
+    follow,
+    choose,
+  };
+}
+
+class Banner {
+  constructor(el) {
+    this.el = el;
+    this.timer = null;
+  }
+
+  show(text, tone = "ok", ms = 0) {
+    clearTimeout(this.timer);
+    this.el.textContent = text;
+    this.el.dataset.tone = tone;
+    this.el.hidden = false;
+    if (ms) this.timer = setTimeout(() => (this.el.hidden = true), ms);
+  }
+}
+
+function fmtPosition(p) {
+  if (!p) return "–";
+  const offs = Object.entries(p.offsets ?? {})
+    .map(([t, o]) => `${t.replace("game.", "")} ${o}`)
+    .join(" · ");
+  return `epoch ${p.epoch} · ${offs}`;
+}
+
+main().catch((err) => {
+  console.error(err);
+  document.body.dataset.failed = "true";
+  const b = document.getElementById("banner");
+  b.textContent = `The demo page could not start: ${err.message}`;
+  b.dataset.tone = "warn";
+  b.hidden = false;
+});
