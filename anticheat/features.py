@@ -1,0 +1,541 @@
+"""Online features of each player's stream, one event at a time.
+
+:class:`MatchFeatures` holds the state of one match and routes every event
+to the :class:`PlayerState` of its player with :meth:`MatchFeatures.update`;
+:meth:`MatchFeatures.vector` returns the player's feature vector as a plain
+``dict[str, float]`` whose keys are exactly :data:`FEATURE_NAMES`, the schema
+a model is trained on and refuses to load without. A value is NaN while
+there is not enough data to measure it (no shot yet, say): the model treats
+missing as its own case instead of guessing a number.
+
+Why these features. Cheats break one of three things, and each group of
+features measures one against what the game allows (:mod:`anticheat.physics`)
+or against the population:
+
+- movement (speedhack, teleport, fly): horizontal speed against the cap of
+  the weapon held, acceleration, displacement a tick cannot explain, time
+  and height in the air against a jump, position rate against the match's
+  tick cadence (timer hacks send more ticks than the server clock allows);
+- aim (aimbots): angular speed, acceleration and jerk of the view, snaps that
+  stop dead (a human flick decelerates over several ticks), angular error at
+  the shot, reaction time from the moment the target became visible (the
+  game's own line-of-sight test) and how long the crosshair rested on the
+  target before the shot (a triggerbot fires on contact);
+- outcomes: accuracy and headshot ratio shrunk toward the population by
+  empirical Bayes (a newcomer with 3 hits out of 4 shots is not a cheater),
+  time-to-kill and the regularity of inter-shot intervals.
+
+Pure and synchronous: no clock (time is the events' ``ts``), no I/O. Events
+must arrive in ``ts`` order per match (the consumer's reorder buffer sees to
+that); a late event is dropped from the derivatives rather than corrupting them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
+
+from anticheat.physics import Limits, aim_angles, angle_between, map_for, visible_many, wrap_deg
+from anticheat.stats import Histogram, Samples
+from gamebus.sim.world import GameMap
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FeatureConfig",
+    "MatchFeatures",
+    "PlayerState",
+    "Sample",
+]
+
+NAN: Final = float("nan")
+
+#: The feature schema: names and order of every vector. Changing it means
+#: retraining; saved models record it and refuse to load against another.
+FEATURE_NAMES: Final[tuple[str, ...]] = (
+    # movement, speeds as a ratio of the cap of the weapon held
+    "speed_p50",
+    "speed_p95",
+    "speed_max",
+    "speed_over_cap_frac",
+    "accel_p95",
+    "teleport_count",
+    "teleport_excess_max_m",
+    "air_time_ratio",
+    "air_height_ratio",
+    "tick_rate_drift",
+    # aim
+    "aim_speed_p50",
+    "aim_speed_p95",
+    "aim_speed_max",
+    "aim_accel_p95",
+    "aim_jerk_p95",
+    "snap_stop_per_min",
+    "snap_before_shot_frac",
+    "shot_error_median_deg",
+    "shot_error_p90_deg",
+    "shot_lock_frac",
+    "reaction_median_ms",
+    "reaction_p10_ms",
+    "reaction_std_ms",
+    "on_target_delay_median_ms",
+    "on_target_delay_std_ms",
+    "on_target_zero_frac",
+    # outcomes
+    "accuracy_eb",
+    "headshot_eb",
+    "ttk_median_ms",
+    "shot_interval_cv",
+    "shots_per_min",
+    "kills_per_min",
+    "ping_ms",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureConfig:
+    """Tunables of the features; the priors come from the trained model.
+
+    ``accuracy_prior`` and ``headshot_prior`` are Beta(a, b) pseudo-counts
+    fitted on the training population (:func:`anticheat.stats.beta_prior`).
+    """
+
+    limits: Limits = field(default_factory=Limits)
+    spawn_grace_ms: int = 1000
+    max_step_ms: int = 250
+    teleport_factor: float = 2.0
+    teleport_slack_m: float = 1.0
+    airborne_m: float = 0.05
+    snap_deg_s: float = 400.0
+    stop_ratio: float = 0.2
+    snap_window_ms: int = 250
+    lock_deg: float = 0.5
+    reaction_window_ms: int = 1500
+    engagement_gap_ms: int = 3000
+    burst_gap_ms: int = 1500
+    history_ms: int = 2000
+    accuracy_prior: tuple[float, float] = (3.0, 7.0)
+    headshot_prior: tuple[float, float] = (2.0, 8.0)
+
+
+class Sample(NamedTuple):
+    """One position of a player: feet position and view direction."""
+
+    ts: int
+    x: float
+    y: float
+    z: float
+    yaw: float
+    pitch: float
+
+
+def _num(event: Mapping[str, Any], key: str, default: float = NAN) -> float:
+    value = event.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return float(value)
+
+
+class PlayerState:
+    """Everything the features remember about one player in one match."""
+
+    def __init__(self, player: str, config: FeatureConfig) -> None:
+        self.player = player
+        self.config = config
+        self.team: str | None = None
+        self.weapon: str | None = None
+        self.ping_ms = NAN
+        self.history: deque[Sample] = deque()
+        self.grace_until = -1
+        self.alive_ms = 0
+        # movement
+        self.speed = Histogram.linear(0.0, 3.0, 300)
+        self.speed_over_cap = 0
+        self.accel = Histogram.linear(0.0, 4.0, 200)
+        self.velocity: tuple[float, float] | None = None
+        self.teleports = 0
+        self.teleport_excess_max = 0.0
+        self.air_start: int | None = None
+        self.air_time_max_s = 0.0
+        self.air_height_max = 0.0
+        self.steps = Histogram.geometric(1.0, 2000.0, 120)
+        # aim
+        self.aim_speed = Histogram.geometric(1.0, 20000.0, 160)
+        self.aim_accel = Histogram.geometric(10.0, 2e6, 160)
+        self.aim_jerk = Histogram.geometric(100.0, 1e8, 160)
+        self.last_w: float | None = None
+        self.last_acc: float | None = None
+        self.snaps = 0
+        self.last_snap_ts = -(10**12)
+        # shots and outcomes
+        self.shots = 0
+        self.snap_shots = 0
+        self.hits = 0
+        self.headshots = 0
+        self.kills = 0
+        self.kill_headshots = 0
+        self.last_shot_ts: int | None = None
+        self.shot_error = Samples()
+        self.locked_shots = 0
+        self.aimed_shots = 0
+        self.reaction = Samples()
+        self.on_target = Samples()
+        self.on_target_zero = 0
+        self.intervals = Samples()
+        self.ttk = Samples()
+        self.reacted_onsets: dict[str, int] = {}
+        self.engagements: dict[str, tuple[int, int]] = {}  # target -> (first shot, last shot)
+
+    # --- movement and aim -------------------------------------------------
+
+    def spawn(self, ts: int, event: Mapping[str, Any]) -> None:
+        """A (re)spawn moves the player legitimately: forget the last position."""
+        self.history.clear()
+        self.velocity = None
+        self.last_w = self.last_acc = None
+        self.air_start = None
+        self.grace_until = ts + self.config.spawn_grace_ms
+        x, y, z = _num(event, "x"), _num(event, "y"), _num(event, "z")
+        if not math.isnan(x + y + z):
+            yaw, pitch = _num(event, "yaw", 0.0), _num(event, "pitch", 0.0)
+            self.history.append(Sample(ts, x, y, z, yaw, pitch))
+
+    def position(self, s: Sample) -> None:
+        cfg = self.config
+        prev = self.history[-1] if self.history else None
+        self.history.append(s)
+        while self.history and self.history[0].ts < s.ts - cfg.history_ms:
+            self.history.popleft()
+        if prev is None:
+            return
+        dt_ms = s.ts - prev.ts
+        if dt_ms <= 0:
+            return
+        self.steps.add(float(dt_ms))
+        if dt_ms <= cfg.max_step_ms:
+            self.alive_ms += dt_ms
+        self._air(s)
+        if s.ts < self.grace_until:
+            return
+        dt = dt_ms / 1000.0
+        self._move(prev, s, dt)
+        if dt_ms <= cfg.max_step_ms:
+            self._aim(prev, s, dt)
+
+    def _move(self, prev: Sample, s: Sample, dt: float) -> None:
+        cfg, lim = self.config, self.config.limits
+        dx, dy = s.x - prev.x, s.y - prev.y
+        dist = math.hypot(dx, dy)
+        allowed = lim.max_speed_mps * dt
+        if dist > allowed * cfg.teleport_factor + cfg.teleport_slack_m:
+            self.teleports += 1
+            self.teleport_excess_max = max(self.teleport_excess_max, dist - allowed)
+            self.velocity = None
+            return
+        if dt * 1000.0 > cfg.max_step_ms:
+            self.velocity = None
+            return
+        ratio = dist / dt / lim.speed_cap(self.weapon)
+        self.speed.add(ratio)
+        if ratio > 1.02:
+            self.speed_over_cap += 1
+        v = (dx / dt, dy / dt)
+        if self.velocity is not None:
+            acc = math.hypot(v[0] - self.velocity[0], v[1] - self.velocity[1]) / dt
+            self.accel.add(acc / lim.max_accel_mps2)
+        self.velocity = v
+
+    def _air(self, s: Sample) -> None:
+        cfg = self.config
+        height = s.z  # the floor is z = 0 everywhere (gamebus.sim.world)
+        if height > cfg.airborne_m:
+            if self.air_start is None:
+                self.air_start = s.ts
+            self.air_time_max_s = max(self.air_time_max_s, (s.ts - self.air_start) / 1000.0)
+            self.air_height_max = max(self.air_height_max, height)
+        else:
+            self.air_start = None
+
+    def _aim(self, prev: Sample, s: Sample, dt: float) -> None:
+        cfg = self.config
+        dyaw = wrap_deg(s.yaw - prev.yaw)
+        dpitch = s.pitch - prev.pitch
+        w = math.hypot(dyaw * math.cos(math.radians(s.pitch)), dpitch) / dt
+        self.aim_speed.add(w)
+        if self.last_w is not None:
+            acc = (w - self.last_w) / dt
+            self.aim_accel.add(abs(acc))
+            if self.last_acc is not None:
+                self.aim_jerk.add(abs(acc - self.last_acc) / dt)
+            self.last_acc = acc
+            # A snap: fast rotation that stops dead on the next tick.
+            if self.last_w >= cfg.snap_deg_s and w <= cfg.stop_ratio * self.last_w:
+                self.snaps += 1
+                self.last_snap_ts = s.ts
+        self.last_w = w
+
+    # --- shots and outcomes ----------------------------------------------
+
+    def shot(self, ts: int, weapon: str | None) -> None:
+        cfg = self.config
+        self.shots += 1
+        if weapon:
+            self.weapon = weapon
+        if ts - self.last_snap_ts <= cfg.snap_window_ms:
+            self.snap_shots += 1
+        if self.last_shot_ts is not None and 0 < ts - self.last_shot_ts <= cfg.burst_gap_ms:
+            self.intervals.add(float(ts - self.last_shot_ts))
+        self.last_shot_ts = ts
+
+    def aimed(self, error_deg: float) -> None:
+        self.aimed_shots += 1
+        self.shot_error.add(error_deg)
+        if error_deg <= self.config.lock_deg:
+            self.locked_shots += 1
+
+    def engage(self, target: str, ts: int) -> None:
+        first, last = self.engagements.get(target, (ts, ts))
+        if ts - last > self.config.engagement_gap_ms:
+            first = ts
+        self.engagements[target] = (first, ts)
+
+    def killed(self, target: str, ts: int, headshot: bool) -> None:
+        self.kills += 1
+        self.kill_headshots += int(headshot)
+        engagement = self.engagements.pop(target, None)
+        if engagement is not None and ts - engagement[1] <= self.config.engagement_gap_ms:
+            self.ttk.add(float(ts - engagement[0]))
+
+    # --- the vector -------------------------------------------------------
+
+    def vector(self, *, median_step_ms: float = NAN) -> dict[str, float]:
+        """The feature vector now; keys are :data:`FEATURE_NAMES`."""
+        cfg, lim = self.config, self.config.limits
+        minutes = self.alive_ms / 60_000.0
+        per_min = (lambda n: n / minutes) if minutes > 0.05 else (lambda n: NAN)
+        a, b = cfg.accuracy_prior
+        ha, hb = cfg.headshot_prior
+        hits, heads = (self.hits, self.headshots) if self.hits else (self.kills, self.kill_headshots)
+        own_step = self.steps.quantile(0.5)
+        drift = own_step and median_step_ms / own_step - 1.0 if self.steps.count >= 20 else NAN
+        air_time = self.air_time_max_s / lim.jump_airtime_s if self.speed.count else NAN
+        air_height = self.air_height_max / lim.jump_apex_m if self.speed.count else NAN
+        v: dict[str, float] = {
+            "speed_p50": self.speed.quantile(0.5),
+            "speed_p95": self.speed.quantile(0.95),
+            "speed_max": self.speed.max if self.speed.count else NAN,
+            "speed_over_cap_frac": self.speed_over_cap / self.speed.count if self.speed.count else NAN,
+            "accel_p95": self.accel.quantile(0.95),
+            "teleport_count": float(self.teleports),
+            "teleport_excess_max_m": self.teleport_excess_max,
+            "air_time_ratio": air_time,
+            "air_height_ratio": air_height,
+            "tick_rate_drift": float(drift),
+            "aim_speed_p50": self.aim_speed.quantile(0.5),
+            "aim_speed_p95": self.aim_speed.quantile(0.95),
+            "aim_speed_max": self.aim_speed.max if self.aim_speed.count else NAN,
+            "aim_accel_p95": self.aim_accel.quantile(0.95),
+            "aim_jerk_p95": self.aim_jerk.quantile(0.95),
+            "snap_stop_per_min": per_min(self.snaps),
+            "snap_before_shot_frac": self.snap_shots / self.shots if self.shots else NAN,
+            "shot_error_median_deg": self.shot_error.quantile(0.5),
+            "shot_error_p90_deg": self.shot_error.quantile(0.9),
+            "shot_lock_frac": self.locked_shots / self.aimed_shots if self.aimed_shots else NAN,
+            "reaction_median_ms": self.reaction.quantile(0.5),
+            "reaction_p10_ms": self.reaction.quantile(0.1),
+            "reaction_std_ms": self.reaction.std(),
+            "on_target_delay_median_ms": self.on_target.quantile(0.5),
+            "on_target_delay_std_ms": self.on_target.std(),
+            "on_target_zero_frac": self.on_target_zero / len(self.on_target) if len(self.on_target) else NAN,
+            "accuracy_eb": (hits + a) / (self.shots + a + b),
+            "headshot_eb": (heads + ha) / (hits + ha + hb),
+            "ttk_median_ms": self.ttk.quantile(0.5),
+            "shot_interval_cv": self.intervals.cv() if len(self.intervals) >= 5 else NAN,
+            "shots_per_min": per_min(self.shots),
+            "kills_per_min": per_min(self.kills),
+            "ping_ms": self.ping_ms,
+        }
+        return v
+
+
+class MatchFeatures:
+    """The features of every player of one match, fed in ``ts`` order."""
+
+    def __init__(self, match: str, config: FeatureConfig | None = None) -> None:
+        self.match = match
+        self.config = config or FeatureConfig()
+        self.players: dict[str, PlayerState] = {}
+        self.map_name: str | None = None
+        self.game_map: GameMap | None = None
+        self.last_ts = 0
+
+    def player(self, player: str) -> PlayerState:
+        state = self.players.get(player)
+        if state is None:
+            state = self.players[player] = PlayerState(player, self.config)
+        return state
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        """Fold one decoded, validated event into the state."""
+        etype = event.get("type")
+        ts = int(event.get("ts", 0))
+        self.last_ts = max(self.last_ts, ts)
+        if etype == "round_start" or etype == "match_end":
+            if isinstance(event.get("map"), str):
+                self.map_name = event["map"]
+                self.game_map = map_for(self.map_name)
+            if etype == "round_start":
+                for state in self.players.values():
+                    state.grace_until = ts + self.config.spawn_grace_ms
+            return
+        player = event.get("player")
+        if not isinstance(player, str):
+            return
+        state = self.player(player)
+        if etype == "pos":
+            ping = event.get("ping")
+            if isinstance(ping, int) and not isinstance(ping, bool):
+                state.ping_ms = float(ping)
+            if isinstance(event.get("weapon"), str):
+                state.weapon = event["weapon"]
+            state.position(
+                Sample(ts, float(event["x"]), float(event["y"]), float(event["z"]),
+                       float(event["yaw"]), float(event["pitch"]))
+            )
+        elif etype == "spawn":
+            if isinstance(event.get("team"), str):
+                state.team = event["team"]
+            state.spawn(ts, event)
+        elif etype == "join":
+            if isinstance(event.get("team"), str):
+                state.team = event["team"]
+            ping = event.get("ping")
+            if isinstance(ping, int) and not isinstance(ping, bool):
+                state.ping_ms = float(ping)
+        elif etype == "shot":
+            self._shot(state, ts, event)
+        elif etype == "hit":
+            state.hits += 1
+            state.headshots += int(bool(event.get("headshot")))
+        elif etype == "kill":
+            target = event.get("target")
+            if isinstance(target, str):
+                state.killed(target, ts, bool(event.get("headshot")))
+                victim = self.players.get(target)
+                if victim is not None:
+                    victim.engagements.clear()
+
+    def _shot(self, state: PlayerState, ts: int, event: Mapping[str, Any]) -> None:
+        weapon = event.get("weapon")
+        state.shot(ts, weapon if isinstance(weapon, str) else None)
+        here = state.history[-1] if state.history else None
+        x, y, z = _num(event, "x"), _num(event, "y"), _num(event, "z")
+        if math.isnan(x + y + z):
+            if here is None:
+                return
+            x, y, z = here.x, here.y, here.z
+        yaw, pitch = float(event["yaw"]), float(event["pitch"])
+        target = event.get("target")
+        target_state = self.players.get(target) if isinstance(target, str) else None
+        if target_state is None:
+            target_state = self._nearest_in_view(state, (x, y, z), yaw, pitch)
+        if target_state is None or not target_state.history:
+            return
+        state.aimed(self._error(target_state, (x, y, z), yaw, pitch, ts))
+        state.engage(target_state.player, ts)
+        self._reaction(state, target_state, ts)
+
+    def _enemies(self, state: PlayerState) -> list[PlayerState]:
+        return [
+            p for p in self.players.values()
+            if p is not state and p.history and (state.team is None or p.team != state.team)
+        ]
+
+    def _error(self, target: PlayerState, feet: tuple[float, float, float], yaw: float,
+               pitch: float, ts: int) -> float:
+        """Angle between the shot and the nearer of the target's head and chest."""
+        lim = self.config.limits
+        t = _at(target.history, ts)
+        eye = (feet[0], feet[1], feet[2] + lim.eye_height_m)
+        best = math.inf
+        for height in (lim.chest_height_m, lim.eye_height_m):
+            ty, tp = aim_angles(eye, (t.x, t.y, t.z + height))
+            best = min(best, angle_between(yaw, pitch, ty, tp))
+        return best
+
+    def _nearest_in_view(self, state: PlayerState, feet: tuple[float, float, float],
+                         yaw: float, pitch: float) -> PlayerState | None:
+        best, best_err = None, 30.0
+        for other in self._enemies(state):
+            err = self._error(other, feet, yaw, pitch, other.history[-1].ts)
+            if err < best_err:
+                best, best_err = other, err
+        return best
+
+    def _reaction(self, shooter: PlayerState, target: PlayerState, ts: int) -> None:
+        """Reaction time since the target became visible and on-target delay.
+
+        Walks back through the shooter's recent positions (one vectorised
+        line-of-sight call per shot). A shot counts once per visibility onset:
+        the first shot is the reaction, the rest are follow-ups.
+        """
+        cfg, lim = self.config, self.config.limits
+        window = [s for s in shooter.history if ts - cfg.reaction_window_ms <= s.ts <= ts]
+        if len(window) < 2:
+            return
+        window.reverse()  # newest first
+        targets = [_at(target.history, s.ts) for s in window]
+        seen = visible_many(self.game_map, [(s.x, s.y, s.z) for s in window],
+                            [(t.x, t.y, t.z) for t in targets], lim)
+        if seen[0]:
+            onset = None
+            for i, ok in enumerate(seen):
+                if not ok:
+                    onset = window[i - 1].ts
+                    break
+            if onset is not None and shooter.reacted_onsets.get(target.player) != onset:
+                shooter.reacted_onsets[target.player] = onset
+                shooter.reaction.add(float(ts - onset))
+        # How long the crosshair had rested on the target before this shot.
+        start = None
+        for s, t in zip(window, targets, strict=True):
+            eye = (s.x, s.y, s.z + lim.eye_height_m)
+            centre = (t.x, t.y, t.z + lim.chest_height_m)
+            dist = math.dist(eye, centre)
+            radius = math.degrees(math.atan2(lim.target_radius_m, max(dist, 0.1)))
+            ty, tp = aim_angles(eye, centre)
+            if angle_between(s.yaw, s.pitch, ty, tp) > radius:
+                break
+            start = s.ts
+        else:
+            return  # tracking for the whole window: not a trigger decision
+        if start is not None:
+            delay = float(ts - start)
+            shooter.on_target.add(delay)
+            shooter.on_target_zero += int(delay <= 1.0)
+
+    # --- vectors ----------------------------------------------------------
+
+    def median_step_ms(self) -> float:
+        """The match's tick cadence: median of the players' median steps."""
+        steps = sorted(
+            p.steps.quantile(0.5) for p in self.players.values() if p.steps.count >= 20
+        )
+        return steps[len(steps) // 2] if steps else NAN
+
+    def vector(self, player: str) -> dict[str, float]:
+        return self.player(player).vector(median_step_ms=self.median_step_ms())
+
+    def vectors(self) -> dict[str, dict[str, float]]:
+        step = self.median_step_ms()
+        return {name: p.vector(median_step_ms=step) for name, p in self.players.items()}
+
+
+def _at(history: deque[Sample], ts: int) -> Sample:
+    """The latest sample at or before ``ts`` (the oldest one if none)."""
+    for s in reversed(history):
+        if s.ts <= ts:
+            return s
+    return history[0]

@@ -1,0 +1,222 @@
+"""Feature functions on hand-made traces whose answers are known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from anticheat_traces import pos, run, shot, spawn, walk
+
+from anticheat.features import FEATURE_NAMES, FeatureConfig, MatchFeatures
+from anticheat.physics import Limits, aim_angles
+from anticheat.physics import wrap_deg as wrap
+from gamebus.sim.world import CHEST_HEIGHT_M, EYE_HEIGHT_M, can_see
+
+
+def features_of(events, player="p1", config=None):
+    state = MatchFeatures("m1", config)
+    run(state, events)
+    return state.vector(player)
+
+
+def test_vector_has_exactly_the_schema_names_in_order():
+    v = features_of(walk("p1", speed_mps=3.0, seconds=2))
+    assert tuple(v) == FEATURE_NAMES
+
+
+def test_constant_run_speed_is_its_ratio_to_the_weapon_cap():
+    v = features_of(walk("p1", speed_mps=3.0, seconds=5))  # cap 6 m/s without a weapon
+    assert v["speed_p50"] == pytest.approx(0.5, abs=0.01)
+    assert v["speed_p95"] == pytest.approx(0.5, abs=0.01)
+    assert v["speed_max"] == pytest.approx(0.5, abs=1e-9)
+    assert v["speed_over_cap_frac"] == 0.0
+    assert v["accel_p95"] == pytest.approx(0.0, abs=0.02)
+    assert v["teleport_count"] == 0.0
+
+
+def test_rifle_cap_makes_the_same_speed_a_higher_ratio():
+    events = [shot(0, "p1", 0.0, weapon="rifle"), *walk("p1", speed_mps=5.4, seconds=3)]
+    v = features_of(events)
+    assert v["speed_p50"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_one_tick_jump_of_twenty_metres_is_a_teleport_with_its_excess():
+    events = walk("p1", speed_mps=3.0, seconds=2)
+    events.append(pos(2050, "p1", 16.0 + 20.0, 10.0))
+    v = features_of(events)
+    assert v["teleport_count"] == 1.0
+    assert v["teleport_excess_max_m"] == pytest.approx(20.0 - 6.0 * 0.05, abs=1e-6)
+
+
+def test_respawn_far_away_is_not_a_teleport():
+    events = walk("p1", speed_mps=3.0, seconds=2)
+    events.append(spawn(2025, "p1", 90.0, 90.0))
+    events += walk("p1", speed_mps=3.0, seconds=2, t0=2050, x0=90.0, y0=90.0)
+    v = features_of(events)
+    assert v["teleport_count"] == 0.0
+
+
+def test_honest_jump_stays_within_airtime_and_height_of_a_jump():
+    lim = Limits()
+    events = []
+    for i in range(40):
+        t = i * 0.025
+        z = max(0.0, lim.jump_speed_mps * t - lim.gravity_mps2 * t * t / 2)
+        events.append(pos(i * 25, "p1", 10.0, 10.0, z))
+    v = features_of(events)
+    assert 0.9 <= v["air_time_ratio"] <= 1.0
+    assert v["air_height_ratio"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_hovering_three_metres_for_three_seconds_is_far_past_a_jump():
+    events = [pos(i * 50, "p1", 10.0, 10.0, 3.0 if i else 0.0) for i in range(62)]
+    v = features_of(events)
+    assert v["air_time_ratio"] == pytest.approx(3.0 / Limits().jump_airtime_s, rel=0.02)
+    assert v["air_height_ratio"] == pytest.approx(3.0 / Limits().jump_apex_m, rel=1e-6)
+
+
+def test_steady_turn_gives_its_angular_speed():
+    events = [pos(i * 50, "p1", 10.0, 10.0, yaw=wrap(-170.0 + 4.5 * i)) for i in range(80)]
+    v = features_of(events)  # 4.5 degrees per 50 ms tick = 90 deg/s
+    assert v["aim_speed_p50"] == pytest.approx(90.0, rel=0.06)
+    assert v["aim_speed_max"] == pytest.approx(90.0, rel=1e-6)
+    assert v["snap_stop_per_min"] == 0.0
+
+
+def test_yaw_wrapping_at_180_degrees_is_a_small_turn():
+    events = [pos(0, "p1", 10.0, 10.0, yaw=179.0), pos(50, "p1", 10.0, 10.0, yaw=-179.0)]
+    v = features_of(events)
+    assert v["aim_speed_max"] == pytest.approx(40.0, rel=1e-6)
+
+
+def test_one_tick_snap_that_stops_dead_is_counted():
+    yaws = [0.0] * 10 + [30.0] * 10  # 600 deg/s for one tick, then still
+    events = [pos(i * 50, "p1", 10.0, 10.0, yaw=y) for i, y in enumerate(yaws)]
+    events.append(shot(560, "p1", 30.0))
+    state = MatchFeatures("m1")
+    run(state, events)
+    assert state.players["p1"].snaps == 1
+    assert state.vector("p1")["snap_before_shot_frac"] == 1.0
+
+
+def test_bell_shaped_flick_is_not_a_snap():
+    profile = [2.0, 6.0, 10.0, 6.0, 2.0, 0.6]  # degrees per tick: accelerate, decelerate
+    yaws, yaw = [0.0] * 5, 0.0
+    for d in profile:
+        yaw += d
+        yaws.append(yaw)
+    yaws += [yaw] * 5
+    state = MatchFeatures("m1")
+    run(state, [pos(i * 50, "p1", 10.0, 10.0, yaw=y) for i, y in enumerate(yaws)])
+    assert state.players["p1"].snaps == 0
+
+
+def _duel(shooter_yaw_at, shot_at, target_path, shots=None):
+    """Shooter still at (40, 50) in the warehouse; target follows ``target_path(ts)``."""
+    events = [{"type": "round_start", "match": "m1", "ts": 0, "round": 1, "map": "warehouse"},
+              spawn(0, "s", 40.0, 50.0, team="a"), spawn(0, "t", 60.0, 50.0, team="b")]
+    for ts in range(1600, 3000, 50):  # after the spawn grace
+        events.append(pos(ts, "s", 40.0, 50.0, yaw=shooter_yaw_at(ts)[0], pitch=shooter_yaw_at(ts)[1]))
+        tx, ty = target_path(ts)
+        events.append(pos(ts, "t", tx, ty))
+    for ts in shots or [shot_at]:
+        yaw, pitch = shooter_yaw_at(ts)
+        events.append(shot(ts, "s", yaw, pitch, target="t"))
+    events.sort(key=lambda e: e["ts"])
+    return features_of(events, "s")
+
+
+def _aim_at(x, y):
+    return aim_angles((40.0, 50.0, EYE_HEIGHT_M), (x, y, CHEST_HEIGHT_M))
+
+
+def test_visible_target_preconditions_hold_on_the_warehouse_map():
+    assert not can_see("warehouse", (40.0, 50.0, 0.0), (60.0, 50.0, 0.0))
+    assert can_see("warehouse", (40.0, 50.0, 0.0), (60.0, 75.0, 0.0))
+
+
+def test_reaction_time_runs_from_the_first_visible_tick_to_the_shot():
+    def path(ts):
+        return (60.0, 50.0) if ts < 2000 else (60.0, 75.0)
+
+    def aim(ts):
+        return _aim_at(60.0, 75.0) if ts >= 2100 else (0.0, 0.0)
+
+    v = _duel(aim, 2250, path)
+    assert v["reaction_median_ms"] == pytest.approx(250.0)
+    assert v["shot_error_median_deg"] == pytest.approx(0.0, abs=1e-6)
+    assert v["shot_lock_frac"] == 1.0
+    assert v["on_target_delay_median_ms"] == pytest.approx(150.0)
+    assert v["on_target_zero_frac"] == 0.0
+
+
+def test_triggerbot_fires_the_tick_the_crosshair_meets_the_target():
+    def path(ts):
+        return (60.0, 50.0) if ts < 2000 else (60.0, 75.0)
+
+    def aim(ts):
+        return _aim_at(60.0, 75.0) if ts >= 2250 else (0.0, 0.0)
+
+    v = _duel(aim, 2250, path)
+    assert v["on_target_delay_median_ms"] == 0.0
+    assert v["on_target_zero_frac"] == 1.0
+
+
+def test_follow_up_shots_do_not_count_as_new_reactions():
+    def aim(ts):
+        return _aim_at(60.0, 75.0) if ts >= 2100 else (0.0, 0.0)
+
+    v = _duel(aim, 0, lambda ts: (60.0, 50.0) if ts < 2000 else (60.0, 75.0),
+              shots=[2250, 2350, 2450, 2550, 2650, 2750])
+    state_reactions = v["reaction_median_ms"]
+    assert state_reactions == pytest.approx(250.0)
+    assert math.isnan(v["reaction_std_ms"])  # a single reaction sample
+    assert v["shot_interval_cv"] == pytest.approx(0.0, abs=1e-9)  # metronome shots
+
+
+def test_miss_by_five_degrees_of_yaw_is_five_degrees_of_error():
+    def aim(ts):
+        yaw, pitch = _aim_at(60.0, 75.0)
+        return (yaw + 5.0, pitch) if ts >= 2100 else (0.0, 0.0)
+
+    v = _duel(aim, 2250, lambda ts: (60.0, 50.0) if ts < 2000 else (60.0, 75.0))
+    assert v["shot_error_median_deg"] == pytest.approx(5.0 * math.cos(math.radians(1.0)), abs=0.05)
+    assert v["shot_lock_frac"] == 0.0
+
+
+def test_accuracy_and_headshots_are_shrunk_toward_the_prior():
+    config = FeatureConfig(accuracy_prior=(3.0, 7.0), headshot_prior=(2.0, 8.0))
+    events = [shot(100 * i, "p1", 0.0) for i in range(4)]
+    events += [{"type": "hit", "match": "m1", "ts": 500, "player": "p1", "target": "p2",
+                "weapon": "pistol", "damage": 30.0, "headshot": True} for _ in range(4)]
+    v = features_of(events, config=config)
+    assert v["accuracy_eb"] == pytest.approx((4 + 3) / (4 + 10))
+    assert v["headshot_eb"] == pytest.approx((4 + 2) / (4 + 10))
+    assert features_of([pos(0, "p1", 1.0, 1.0)], config=config)["accuracy_eb"] == pytest.approx(0.3)
+
+
+def test_time_to_kill_runs_from_the_first_shot_of_the_engagement():
+    def aim(ts):
+        return _aim_at(60.0, 75.0)
+
+    events_v = _duel(aim, 0, lambda ts: (60.0, 75.0), shots=[2000, 2100, 2200])
+    assert math.isnan(events_v["ttk_median_ms"])
+    state = MatchFeatures("m1")
+    run(state, [spawn(0, "s", 40.0, 50.0), spawn(0, "t", 60.0, 75.0, team="b"),
+                pos(1600, "s", 40.0, 50.0), pos(1600, "t", 60.0, 75.0),
+                shot(2000, "s", 0.0, target="t"), shot(2100, "s", 0.0, target="t"),
+                {"type": "kill", "match": "m1", "ts": 2300, "player": "s", "target": "t",
+                 "weapon": "pistol", "headshot": False}])
+    assert state.vector("s")["ttk_median_ms"] == pytest.approx(300.0)
+
+
+def test_a_player_ticking_twice_as_fast_as_the_match_shows_rate_drift():
+    events = []
+    for p in ("a", "b", "c"):
+        events += walk(p, speed_mps=2.0, seconds=3)
+    events += walk("fast", speed_mps=2.0, seconds=3, hz=40)
+    events.sort(key=lambda e: e["ts"])
+    state = MatchFeatures("m1")
+    run(state, events)
+    assert state.vector("a")["tick_rate_drift"] == pytest.approx(0.0, abs=0.02)
+    assert state.vector("fast")["tick_rate_drift"] == pytest.approx(1.0, abs=0.05)

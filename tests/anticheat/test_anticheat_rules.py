@@ -1,0 +1,90 @@
+"""Rules on crafted streams: what fires, what never fires, and the legit-teleport exclusions."""
+
+from __future__ import annotations
+
+import pytest
+from anticheat_traces import pos, run, spawn, walk
+
+from anticheat.physics import Limits
+from anticheat.rules import MatchRules, RuleConfig
+
+
+def fired(events, config=None):
+    return run(MatchRules("m1", config), events)
+
+
+def test_honest_run_at_the_speed_cap_never_fires():
+    assert fired(walk("p1", speed_mps=6.0, seconds=30)) == []
+
+
+def test_speed_one_and_a_half_times_the_cap_fires_speed_once_with_evidence():
+    out = fired(walk("p1", speed_mps=9.0, seconds=10))
+    assert [v.rule for v in out] == ["speed"]
+    assert out[0].value == pytest.approx(1.5, rel=0.01)
+    assert out[0].evidence  # offsets of the offending events
+
+
+def test_a_single_glitchy_tick_does_not_fire_speed():
+    events = walk("p1", speed_mps=5.0, seconds=5)
+    events[50] = dict(events[50], x=events[50]["x"] + 0.8)  # one jittered position
+    assert fired(events) == []
+
+
+def test_jumping_thirty_metres_in_a_tick_fires_teleport():
+    events = walk("p1", speed_mps=3.0, seconds=3)
+    events.append(pos(3050, "p1", 50.0, 10.0))
+    out = fired(events)
+    assert [v.rule for v in out] == ["teleport"]
+    assert out[0].value == pytest.approx(50.0 - 19.0 - 0.3, abs=1e-6)
+
+
+def test_respawn_across_the_map_is_excluded():
+    events = walk("p1", speed_mps=6.0, seconds=3)
+    events.append(spawn(3025, "p1", 90.0, 90.0))
+    events += walk("p1", speed_mps=6.0, seconds=3, t0=3050, x0=90.0, y0=90.0)
+    assert fired(events) == []
+
+
+def test_round_start_moves_everyone_without_firing():
+    events = walk("p1", speed_mps=3.0, seconds=3)
+    events.append({"type": "round_start", "match": "m1", "ts": 3025, "round": 2, "map": "canyon"})
+    events += walk("p1", speed_mps=3.0, seconds=3, t0=3050, x0=80.0, y0=80.0)
+    assert fired(events) == []
+
+
+def test_teleport_right_after_the_grace_window_is_judged_again():
+    config = RuleConfig(grace_ms=1000)
+    events = [spawn(0, "p1", 10.0, 10.0)]
+    events += walk("p1", speed_mps=3.0, seconds=2, t0=50)
+    events.append(pos(2100, "p1", 60.0, 10.0))
+    assert [v.rule for v in fired(events, config)] == ["teleport"]
+
+
+def test_an_honest_jump_never_fires_fly():
+    lim = Limits()
+    events = []
+    for jump in range(10):
+        for i in range(30):
+            t = i * 0.05
+            z = max(0.0, lim.jump_speed_mps * t - lim.gravity_mps2 * t * t / 2)
+            events.append(pos(jump * 1500 + i * 50, "p1", 10.0, 10.0, z))
+    assert fired(events) == []
+
+
+def test_hovering_fires_fly():
+    events = [pos(i * 50, "p1", 10.0, 10.0, 0.0 if i < 5 else 2.5) for i in range(100)]
+    out = fired(events)
+    assert [v.rule for v in out] == ["fly"]
+
+
+def test_levels_decay_with_the_half_life_and_rearm():
+    config = RuleConfig(half_life_s=10.0)
+    rules = MatchRules("m1", config)
+    run(rules, [*walk("p1", speed_mps=3.0, seconds=1), pos(1050, "p1", 40.0, 10.0)])
+    state = rules.player("p1")
+    start = state.level("teleport", 1050)
+    assert state.level("teleport", 11_050) == pytest.approx(start / 2)
+    # Once decayed, a second teleport fires again.
+    later = walk("p1", speed_mps=3.0, seconds=1, t0=60_000, x0=40.0)
+    later.append(pos(61_050, "p1", 80.0, 10.0))
+    assert [v.rule for v in run(rules, later)] == ["teleport"]
