@@ -88,7 +88,7 @@ export function topFeatures(features) {
 
 function render(a) {
   const head = el("div", "alert-head");
-  head.append(el("span", "player", a.player), el("span", `kind kind-${slug(a.kind)}`, a.kind), el("span", "match", a.match));
+  head.append(el("span", "player", a.player), el("span", `kind kind-${slug(a.kind)}`, a.kind), el("span", "amatch", `match ${a.match}`));
   const bar = el("div", "score");
   const fill = el("i");
   fill.style.width = `${Math.round(Math.max(0, Math.min(1, a.score)) * 100)}%`;

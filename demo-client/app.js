@@ -36,7 +36,7 @@ async function main() {
     },
   });
   const banner = new Banner($("banner"));
-  const followRadius = config.follow_radius ?? null;
+  const followRadius = config.follow_radius ?? 25;
 
   const token = (role) => async () => {
     const res = await fetch(`token?role=${role}`, { cache: "no-store" });
@@ -76,12 +76,12 @@ async function main() {
       $("stat-position").textContent = fmtPosition(stream.position);
     },
     onSnapshot: (players) => view.snapshot(players),
-    onResumed: ({ from, replayed, gap, holes }) => {
-      const clean = !gap && holes === 0;
+    onResumed: ({ from, replayed, gap, gaps }) => {
+      const clean = !gap;
       const at = from.offsets?.["game.events"];
       const text = clean
         ? `Resumed from ${at !== undefined ? `game.events @ ${at}` : "the last position"}: replayed ${replayed} events, no gap`
-        : `Resumed with a gap: ${gap ? "the relay no longer had all the history" : `${holes} match events missing`}`;
+        : `Resumed with a gap: ${gaps ? JSON.stringify(gaps) : "the relay no longer had all the history"}`;
       $("stat-resume").textContent = text;
       $("stat-resume").dataset.gap = String(!clean);
       document.body.dataset.resumed = clean ? "clean" : "gap";
@@ -163,9 +163,9 @@ async function main() {
   // --- area of interest ---------------------------------------------------
 
   function follow(player, { send = true } = {}) {
-    if (player === stream.follow && send) return;
+    if (player === (stream.follow?.player ?? stream.follow) && send) return;
     view.setFollow(player, followRadius);
-    if (send) stream.setFollow(player);
+    if (send) stream.setFollow(player, followRadius);
     const bar = $("follow-bar");
     bar.hidden = !player;
     if (player) {
@@ -227,10 +227,9 @@ class Banner {
 
 function fmtPosition(p) {
   if (!p) return "–";
-  const offs = Object.entries(p.offsets ?? {})
-    .map(([t, o]) => `${t.replace("game.", "")} ${o}`)
+  return Object.entries(p.offsets)
+    .map(([t, o]) => `${t.replace("game.", "")} ${p.epochs[t]}:${o}`)
     .join(" · ");
-  return `epoch ${p.epoch} · ${offs}`;
 }
 
 main().catch((err) => {

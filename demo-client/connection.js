@@ -159,10 +159,9 @@ export class RelayConnection {
 
 /**
  * The page's subscription to one match, with the bookkeeping that makes
- * resume exact: the last `position` the relay reported is sent back as
- * `resume` on reconnect, and the match-event offsets are checked for holes
- * (match events are never filtered or conflated, so every offset must be
- * accounted for; positions may legitimately be conflated).
+ * resume exact: the latest `position` the relay reported per topic is sent
+ * back as `resume` on reconnect; the relay replays what was missed and says
+ * in `subscribed` whether anything could not be replayed (`gap`).
  */
 export class MatchStream {
   static EVENTS_TOPIC = "game.events";
@@ -174,7 +173,6 @@ export class MatchStream {
     this.follow = null;
     this.area = null;
     this.pending = new Map(); // sub id -> {match, resumedFrom}
-    this.holes = 0;           // match-event offsets never seen since the page loaded
     // Replayed history is drawn but kept out of the latency figures: it is
     // old by design. Frames before `subscribed` or within its `replayed`
     // count are replay.
@@ -196,7 +194,7 @@ export class MatchStream {
   subscribe() {
     if (!this.match || !this.conn.isOpen) return;
     const msg = { op: "sub", match: this.match };
-    if (this.position) msg.resume = this.position;
+    if (this.position) msg.resume = { offsets: this.position.offsets, epochs: this.position.epochs };
     if (this.follow) msg.follow = this.follow;
     if (this.area) msg.area = this.area;
     const id = this.conn.send(msg);
@@ -208,10 +206,10 @@ export class MatchStream {
   }
 
   /** Follow a player (area of interest), or everyone again with `null`. */
-  setFollow(player) {
-    this.follow = player;
+  setFollow(player, radius) {
+    this.follow = player ? (radius ? { player, r: radius } : player) : null;
     this.area = null;
-    if (this.match) this.conn.send({ op: "area", match: this.match, area: null, follow: player });
+    if (this.match) this.conn.send({ op: "area", match: this.match, area: null, follow: this.follow });
   }
 
   /** Route one relay message; returns true when it belonged to the stream. */
@@ -222,9 +220,8 @@ export class MatchStream {
         this.pending.delete(msg.id);
         if (!req || req.match !== this.match) return true;
         // On a fresh subscription this is where the stream starts; on a
-        // resume we already know where we are, and the replay frames that
-        // follow are checked offset by offset.
-        if (msg.position && !this.position) this.position = clonePosition(msg.position);
+        // resume we already know where we were, and the replay moves us on.
+        if (msg.position && !this.position) this.position = normalisePosition(msg.position);
         this.replayLeft = Math.max(0, (msg.replayed ?? 0) - this.replaySeen);
         this.replaySeen = 0;
         if (req.resumedFrom) {
@@ -232,7 +229,7 @@ export class MatchStream {
             from: req.resumedFrom,
             replayed: msg.replayed ?? 0,
             gap: Boolean(msg.gap),
-            holes: this.holes,
+            gaps: msg.gaps,
           });
         }
         return true;
@@ -240,10 +237,7 @@ export class MatchStream {
       case "events": {
         if (msg.match !== this.match) return true;
         const events = Array.isArray(msg.events) ? msg.events : [];
-        if (msg.position) {
-          const matchEvents = events.reduce((n, e) => n + (e && e.type !== "pos" ? 1 : 0), 0);
-          this.#advance(msg.position, matchEvents);
-        }
+        if (msg.position) this.#advance(msg.position);
         let live = true;
         if (this.pending.size) {
           this.replaySeen += events.length;
@@ -270,29 +264,34 @@ export class MatchStream {
     }
   }
 
-  #advance(position, matchEvents) {
-    const prev = this.position;
-    const topic = MatchStream.EVENTS_TOPIC;
-    if (prev && prev.epoch === position.epoch) {
-      const before = prev.offsets?.[topic];
-      const after = position.offsets?.[topic];
-      if (Number.isFinite(before) && Number.isFinite(after) && after > before) {
-        this.holes += Math.max(0, after - before - matchEvents);
-      }
-    }
-    this.position = mergePosition(prev, position);
+  #advance(position) {
+    // Offsets are partition offsets, shared with the other matches that
+    // hash to the same partition, so they jump; only their order matters.
+    this.position = mergePosition(this.position, normalisePosition(position));
   }
+}
+
+/** Relay positions come as {epoch, offsets} or {epochs, offsets}; keep per-topic epochs. */
+export function normalisePosition(p) {
+  const offsets = { ...(p?.offsets ?? {}) };
+  const epochs = {};
+  for (const topic of Object.keys(offsets)) {
+    epochs[topic] = p?.epochs?.[topic] ?? p?.epoch ?? 0;
+  }
+  return { offsets, epochs };
 }
 
 function clonePosition(p) {
-  return { epoch: p.epoch, offsets: { ...(p.offsets ?? {}) } };
+  return { offsets: { ...p.offsets }, epochs: { ...p.epochs } };
 }
 
 function mergePosition(prev, next) {
-  if (!prev || prev.epoch !== next.epoch) return clonePosition(next);
-  const offsets = { ...prev.offsets };
-  for (const [topic, off] of Object.entries(next.offsets ?? {})) {
-    offsets[topic] = Math.max(offsets[topic] ?? 0, off);
+  if (!prev) return clonePosition(next);
+  const out = clonePosition(prev);
+  for (const [topic, off] of Object.entries(next.offsets)) {
+    const sameEpoch = out.epochs[topic] === next.epochs[topic];
+    out.offsets[topic] = sameEpoch ? Math.max(out.offsets[topic] ?? 0, off) : off;
+    out.epochs[topic] = next.epochs[topic];
   }
-  return { epoch: next.epoch, offsets };
+  return out;
 }

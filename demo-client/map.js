@@ -12,6 +12,9 @@ const HISTORY = 24;
 const STALE_MS = 1500;     // no update for this long: outside the interest area, drawn faded
 const TRACER_MS = 900;
 const TEAM_COLORS = ["#38bdf8", "#fb923c", "#a3e635", "#e879f9"];
+// Players whose team we have not seen (we joined mid-match) still get a
+// stable colour of their own, so the eye can track them.
+const PLAYER_COLORS = ["#60a5fa", "#f472b6", "#34d399", "#fbbf24", "#a78bfa", "#22d3ee", "#fb7185", "#a3e635", "#f97316", "#2dd4bf"];
 const FLAG_COLOR = "#f43f5e";
 
 export class MapView {
@@ -257,8 +260,11 @@ export class MapView {
         ctx.stroke();
         ctx.restore();
       } else {
+        // Tall walls block sight; low crates (`low`) only block movement.
         const [x0, y0] = this.#px(wall.x, wall.y + wall.h);
         const [x1, y1] = this.#px(wall.x + wall.w, wall.y);
+        ctx.fillStyle = wall.low ? "#1f2b45" : "#334155";
+        ctx.strokeStyle = wall.low ? "#3b4a6b" : "#475569";
         roundRect(ctx, x0, y0, x1 - x0, y1 - y0, 2);
         ctx.fill();
         ctx.stroke();
@@ -301,8 +307,8 @@ export class MapView {
     }
   }
 
-  #teamColor(team) {
-    if (!team) return "#cbd5e1";
+  #teamColor(team, id) {
+    if (!team) return PLAYER_COLORS[hash(id) % PLAYER_COLORS.length];
     if (!this.teams.has(team)) this.teams.set(team, TEAM_COLORS[this.teams.size % TEAM_COLORS.length]);
     return this.teams.get(team);
   }
@@ -310,8 +316,8 @@ export class MapView {
   #drawPlayer(id, p, s) {
     const { ctx } = this;
     const [x, y] = this.#px(s.x, s.y);
-    const r = Math.max(5, Math.min(9, 0.6 * this.view.scale));
-    const color = this.#teamColor(p.team);
+    const r = Math.max(6, Math.min(11, 1.0 * this.view.scale));
+    const color = this.#teamColor(p.team, id);
     const followed = id === this.follow;
     ctx.save();
     ctx.globalAlpha = p.stale ? 0.22 : p.alive ? 1 : 0.35;
@@ -396,6 +402,12 @@ export function interpolate(samples, at) {
 function roundRect(ctx, x, y, w, h, r) {
   ctx.beginPath();
   ctx.roundRect ? ctx.roundRect(x, y, w, h, r) : ctx.rect(x, y, w, h);
+}
+
+function hash(s) {
+  let h = 0;
+  for (const c of String(s)) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return h;
 }
 
 function hexAlpha(hex, alpha) {

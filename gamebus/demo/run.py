@@ -1,0 +1,226 @@
+"""Run the demo: pick ports, build the process group, serve the page, wait for Ctrl-C.
+
+The command lines below are the same ones an operator types (``gamebus
+broker ...``, ``gamebus relay ...``); the demo adds no private entry points,
+so what the page shows is what a deployment does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import webbrowser
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from aiohttp import web
+
+from gamebus.demo.supervisor import ProcessFailed, ProcessSpec, Supervisor, http_ok
+from gamebus.demo.web import DemoSite, find_client_dir, make_app
+from gamebus.errors import ConfigError
+
+__all__ = ["DemoConfig", "build_specs", "default_model_path", "main", "match_ids", "run"]
+
+#: Matches the cached model is trained on: enough for every cheat kind, under a minute.
+TRAIN_MATCHES = 24
+TRAIN_SEED = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DemoConfig:
+    """Everything ``gamebus demo`` takes; ports of 0 are picked free at start."""
+
+    matches: int = 4
+    players: int = 10
+    cheaters: int = 2
+    data_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    broker_port: int = 0
+    broker_admin_port: int = 0
+    relay_port: int = 0
+    relay_http_port: int = 0
+    seed: int | None = None
+    model: Path | None = None
+    open_browser: bool = False
+    python: str = sys.executable
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DemoConfig:
+        return cls(
+            matches=args.matches,
+            players=args.players,
+            cheaters=args.cheaters,
+            data_dir=args.data,
+            host=args.host,
+            port=args.port,
+            broker_port=args.broker_port,
+            broker_admin_port=args.broker_admin_port,
+            relay_port=args.relay_port,
+            relay_http_port=args.relay_http_port,
+            seed=args.seed,
+            model=args.model,
+            open_browser=args.open,
+        )
+
+    def validate(self) -> None:
+        if not 1 <= self.matches <= 64:
+            raise ConfigError("--matches must be between 1 and 64")
+        if not 2 <= self.players <= 64:
+            raise ConfigError("--players must be between 2 and 64")
+        if not 0 <= self.cheaters <= self.players:
+            raise ConfigError("--cheaters must be between 0 and --players")
+
+
+def default_model_path() -> Path:
+    """Where the trained demo model is cached (``$XDG_CACHE_HOME/gamebus/models``)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "gamebus" / "models" / f"demo-m{TRAIN_MATCHES}-s{TRAIN_SEED}.skops"
+
+
+def match_ids(count: int) -> list[str]:
+    """The ids the simulator gives its matches (``gamebus sim --matches N``)."""
+    return [f"m{i}" for i in range(1, count + 1)]
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _with_ports(cfg: DemoConfig) -> DemoConfig:
+    return replace(
+        cfg,
+        broker_port=cfg.broker_port or _free_port(cfg.host),
+        broker_admin_port=cfg.broker_admin_port or _free_port(cfg.host),
+        relay_port=cfg.relay_port or _free_port(cfg.host),
+        relay_http_port=cfg.relay_http_port or _free_port(cfg.host),
+    )
+
+
+def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, train: bool) -> list[ProcessSpec]:
+    """The process group, in start order. ``cfg`` must have its ports chosen."""
+    gb = [cfg.python, "-m", "gamebus"]
+    bus = f"gamebus://{cfg.host}:{cfg.broker_port}"
+    seed = ["--seed", str(cfg.seed)] if cfg.seed is not None else []
+    specs = [
+        ProcessSpec(
+            "broker",
+            [*gb, "broker", "--data", str(data_dir / "broker"), "--host", cfg.host,
+             "--port", str(cfg.broker_port), "--admin-port", str(cfg.broker_admin_port)],
+            ready=http_ok(f"http://{cfg.host}:{cfg.broker_admin_port}/healthz"),
+        ),
+        ProcessSpec(
+            "relay",
+            [*gb, "relay", "--bus", bus, "--host", cfg.host, "--port", str(cfg.relay_port),
+             "--http-port", str(cfg.relay_http_port)],
+            ready=http_ok(f"http://{cfg.host}:{cfg.relay_http_port}/healthz"),
+            # The secret goes through the environment, not argv, so `ps` does not show it.
+            env={"GAMEBUS_JWT_SECRET": secret},
+        ),
+        ProcessSpec(
+            "sim",
+            [*gb, "sim", "--bus", bus, "--matches", str(cfg.matches), "--players", str(cfg.players),
+             "--cheaters", str(cfg.cheaters), "--loop", *seed],
+        ),
+    ]
+    if train:
+        specs.append(ProcessSpec(
+            "anticheat-train",
+            [*gb, "anticheat", "train", "--matches", str(TRAIN_MATCHES), "--seed", str(TRAIN_SEED),
+             "--out", str(model)],
+            oneshot=True,
+        ))
+    specs.append(ProcessSpec("anticheat", [*gb, "anticheat", "run", "--bus", bus, "--model", str(model)]))
+    return specs
+
+
+async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
+    """Run the demo until SIGINT/SIGTERM; returns the exit code."""
+    cfg.validate()
+    client_dir = find_client_dir()
+    cfg = _with_ports(cfg)
+    temp = cfg.data_dir is None
+    data_dir = Path(tempfile.mkdtemp(prefix="gamebus-demo-")) if cfg.data_dir is None else cfg.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    model = cfg.model or default_model_path()
+    train = not model.is_file()
+    if train:
+        model.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)  # per run: old tokens die with the demo
+    specs = build_specs(cfg, data_dir=data_dir, secret=secret, model=model, train=train)
+    supervisor = Supervisor(specs, log_dir=data_dir / "logs")
+    site = DemoSite(
+        client_dir=client_dir,
+        jwt_secret=secret,
+        relay_port=cfg.relay_port,
+        matches=[{"id": m} for m in match_ids(cfg.matches)],
+        status=supervisor.status,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(make_app(site), access_log=None)
+    await runner.setup()
+    code = 0
+    try:
+        try:
+            await web.TCPSite(runner, cfg.host, cfg.port).start()
+        except OSError as exc:
+            raise ConfigError(f"cannot serve the page on {cfg.host}:{cfg.port}: {exc.strerror}; try --port") from None
+        core = ("broker", "relay", "sim")
+        if not await _until_stopped(supervisor.start(core), stop):
+            return 130
+        url = f"http://{cfg.host}:{cfg.port}/"
+        if ready_line:
+            print(f"gamebus demo: open {url}  ({cfg.matches} matches; logs in {data_dir / 'logs'}; Ctrl-C to stop)", flush=True)
+        if cfg.open_browser:
+            webbrowser.open(url)
+        # The anti-cheat service comes last: the page is already useful while
+        # a first run trains its model, and alerts light up once it is done.
+        rest = [s.name for s in specs if s.name not in core]
+        if not await _until_stopped(supervisor.start(rest), stop):
+            return 130
+        await stop.wait()
+    except ProcessFailed as exc:
+        print(f"gamebus demo: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        await supervisor.stop()
+        if temp:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return code
+
+
+async def _until_stopped(starting: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Await ``starting`` unless ``stop`` is set first; False if stopped."""
+    task = asyncio.ensure_future(starting)
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task in done:
+        task.result()  # re-raise ProcessFailed
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ProcessFailed):
+        await task
+    return False
+
+
+def main(cfg: DemoConfig) -> int:
+    """Entry point of ``gamebus demo``."""
+    return asyncio.run(run(cfg))
