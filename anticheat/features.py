@@ -48,6 +48,7 @@ __all__ = [
     "MatchFeatures",
     "PlayerState",
     "Sample",
+    "shrink",
 ]
 
 NAN: Final = float("nan")
@@ -129,6 +130,12 @@ class Sample(NamedTuple):
     z: float
     yaw: float
     pitch: float
+
+
+def shrink(successes: float, trials: float, prior: tuple[float, float]) -> float:
+    """Empirical-Bayes posterior mean of a ratio under a Beta(a, b) population prior."""
+    a, b = prior
+    return (successes + a) / (trials + a + b)
 
 
 def _num(event: Mapping[str, Any], key: str, default: float = NAN) -> float:
@@ -310,14 +317,18 @@ class PlayerState:
 
     # --- the vector -------------------------------------------------------
 
+    def outcome_counts(self) -> tuple[int, int, int]:
+        """Shots, hits and headshots (kills stand in when the game reports no hits)."""
+        if self.hits:
+            return self.shots, self.hits, self.headshots
+        return self.shots, self.kills, self.kill_headshots
+
     def vector(self, *, median_step_ms: float = NAN) -> dict[str, float]:
         """The feature vector now; keys are :data:`FEATURE_NAMES`."""
         cfg, lim = self.config, self.config.limits
         minutes = self.alive_ms / 60_000.0
         per_min = (lambda n: n / minutes) if minutes > 0.05 else (lambda n: NAN)
-        a, b = cfg.accuracy_prior
-        ha, hb = cfg.headshot_prior
-        hits, heads = (self.hits, self.headshots) if self.hits else (self.kills, self.kill_headshots)
+        shots, hits, heads = self.outcome_counts()
         own_step = self.steps.quantile(0.5)
         drift = own_step and median_step_ms / own_step - 1.0 if self.steps.count >= 20 else NAN
         air_time = self.air_time_max_s / lim.jump_airtime_s if self.speed.count else NAN
@@ -349,8 +360,8 @@ class PlayerState:
             "on_target_delay_median_ms": self.on_target.quantile(0.5),
             "on_target_delay_std_ms": self.on_target.std(),
             "on_target_zero_frac": self.on_target_zero / len(self.on_target) if len(self.on_target) else NAN,
-            "accuracy_eb": (hits + a) / (self.shots + a + b),
-            "headshot_eb": (heads + ha) / (hits + ha + hb),
+            "accuracy_eb": shrink(hits, shots, cfg.accuracy_prior),
+            "headshot_eb": shrink(heads, hits, cfg.headshot_prior),
             "ttk_median_ms": self.ttk.quantile(0.5),
             "shot_interval_cv": self.intervals.cv() if len(self.intervals) >= 5 else NAN,
             "shots_per_min": per_min(self.shots),
@@ -460,7 +471,7 @@ class MatchFeatures:
         t = _at(target.history, ts)
         eye = (feet[0], feet[1], feet[2] + lim.eye_height_m)
         best = math.inf
-        for height in (lim.chest_height_m, lim.eye_height_m):
+        for height in (lim.chest_height_m, lim.head_height_m):
             ty, tp = aim_angles(eye, (t.x, t.y, t.z + height))
             best = min(best, angle_between(yaw, pitch, ty, tp))
         return best

@@ -48,6 +48,7 @@ class Limits:
     jump_speed_mps: float = world.JUMP_SPEED_MPS
     eye_height_m: float = world.EYE_HEIGHT_M
     chest_height_m: float = world.CHEST_HEIGHT_M
+    head_height_m: float = world.HEAD_HEIGHT_M
     target_radius_m: float = world.PLAYER_RADIUS_M
 
     @property

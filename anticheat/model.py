@@ -1,0 +1,281 @@
+"""The model for the suspicious: score, decide, and save without pickle.
+
+Three separate steps, as in river's ``score_one`` / ``classify``:
+
+- :class:`Scorer` turns a feature vector into a score in [0, 1]: a
+  ``HistGradientBoostingClassifier`` calibrated with ``CalibratedClassifierCV``
+  (so a score reads as a probability and thresholds transfer between
+  versions), plus an ``IsolationForest`` anomaly score for what the labelled
+  cheats do not cover.
+- :class:`Policy` decides. It is pure and knows its own false-positive rate:
+  the threshold was chosen on *clean held-out* players for a target rate and
+  the rate actually measured there is stored beside it, so every alert can
+  say how often an honest player is flagged.
+- :func:`save` / :func:`load` persist with skops, never pickle: a model file
+  cannot execute code on load. :func:`load` checks every type in the file
+  against an explicit allow-list and refuses a file whose feature schema
+  differs from :data:`anticheat.features.FEATURE_NAMES`, since a model
+  scoring the wrong columns would be silently wrong.
+
+Scores are aggregated per player per match as the *maximum* over periodic
+snapshots taken once a player has enough data (:data:`MIN_ALIVE_S`); the
+threshold is chosen on the same aggregate, so the stated false-positive rate
+is per player per match, the unit an analyst reviews.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from anticheat.features import FEATURE_NAMES
+from gamebus.errors import GamebusError
+
+__all__ = [
+    "FORMAT",
+    "MIN_ALIVE_S",
+    "TRUSTED_TYPES",
+    "ModelBundle",
+    "ModelRejected",
+    "Policy",
+    "Scorer",
+    "Verdict",
+    "load",
+    "percentile_of",
+    "save",
+    "threshold_for_fpr",
+    "to_matrix",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Bumped when the saved layout changes; older files are refused.
+FORMAT: Final = "gamebus-anticheat/1"
+#: Snapshots of a player with less play than this are not scored.
+MIN_ALIVE_S: Final = 45.0
+
+#: Every type a model file may contain. Anything else is refused before load.
+TRUSTED_TYPES: Final[tuple[str, ...]] = (
+    "builtins.dict",
+    "builtins.float",
+    "builtins.int",
+    "builtins.list",
+    "builtins.str",
+    "builtins.tuple",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.random.mtrand.RandomState",
+    "numpy.random._mt19937.MT19937",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._iforest.IsolationForest",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+    "sklearn.tree._tree.Tree",
+    "sklearn.utils._bunch.Bunch",
+    "collections.OrderedDict",
+)
+
+
+class ModelRejected(GamebusError):
+    """A model file that will not be loaded: untrusted types or another schema."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"model {path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def to_matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str] = FEATURE_NAMES) -> FloatArray:
+    """Feature dicts to a 2-D array in schema order (missing names become NaN)."""
+    return np.array([[float(r.get(n, math.nan)) for n in names] for r in rows], dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the policy decided about one score, with the facts behind it."""
+
+    flagged: bool
+    score: float
+    threshold: float
+    fpr: float
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Flag a score above ``threshold``; ``fpr`` is its measured false-positive rate."""
+
+    threshold: float
+    fpr: float
+    target_fpr: float
+
+    def classify(self, score: float) -> Verdict:
+        return Verdict(score > self.threshold, score, self.threshold, self.fpr)
+
+
+def threshold_for_fpr(clean_scores: Sequence[float] | FloatArray, target_fpr: float) -> Policy:
+    """The lowest threshold whose false-positive rate on ``clean_scores`` is at most ``target_fpr``."""
+    s = np.sort(np.asarray(clean_scores, dtype=np.float64))[::-1]
+    if len(s) == 0:
+        return Policy(1.0, math.nan, target_fpr)
+    allowed = math.floor(target_fpr * len(s))
+    # Flag strictly above the (allowed+1)-th highest clean score.
+    threshold = float(s[min(allowed, len(s) - 1)])
+    fpr = float(np.mean(s > threshold))
+    return Policy(threshold, fpr, target_fpr)
+
+
+@dataclass(slots=True)
+class Scorer:
+    """The fitted estimators and how to read their scores."""
+
+    supervised: Any
+    isolation: Any
+    iso_cutoff: float
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+
+    def score_many(self, x: FloatArray) -> FloatArray:
+        """Calibrated probability of cheating for each row."""
+        proba: FloatArray = self.supervised.predict_proba(x)[:, 1]
+        return proba
+
+    def anomaly_many(self, x: FloatArray) -> FloatArray:
+        """Isolation-forest anomaly score: higher is stranger (negated ``score_samples``)."""
+        raw: FloatArray = -self.isolation.score_samples(x)
+        return raw
+
+    def score_one(self, x: Mapping[str, float]) -> float:
+        return float(self.score_many(to_matrix([x], self.feature_names))[0])
+
+    def anomaly_one(self, x: Mapping[str, float]) -> float:
+        return float(self.anomaly_many(to_matrix([x], self.feature_names))[0])
+
+
+@dataclass(slots=True)
+class ModelBundle:
+    """Everything a scoring service needs, as saved on disk.
+
+    ``population`` maps each feature to its 101 percentiles among clean
+    training players, for "this value is above 99.7% of players" in alerts.
+    ``priors`` are the empirical-Bayes Beta priors the features shrink with.
+    """
+
+    scorer: Scorer
+    policy: Policy
+    version: str
+    seed: int
+    priors: dict[str, tuple[float, float]] = field(default_factory=dict)
+    population: dict[str, list[float]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.scorer.feature_names
+
+    def percentile(self, name: str, value: float) -> float:
+        return percentile_of(self.population.get(name, []), value)
+
+    def top_features(self, x: Mapping[str, float], k: int = 5) -> list[dict[str, float | str]]:
+        """The ``k`` features furthest from the population median, with percentiles."""
+        ranked = []
+        for name in self.feature_names:
+            value = x.get(name, math.nan)
+            if value is None or math.isnan(value):
+                continue
+            pct = self.percentile(name, value)
+            if math.isnan(pct):
+                continue
+            ranked.append((abs(pct - 50.0), name, value, pct))
+        ranked.sort(reverse=True)
+        return [{"name": n, "value": round(v, 4), "percentile": round(p, 2)}
+                for _, n, v, p in ranked[:k]]
+
+
+def percentile_of(quantiles: Sequence[float], value: float) -> float:
+    """Where ``value`` falls among 101 population percentiles (0..100), NaN if unknown."""
+    if not quantiles or math.isnan(value):
+        return math.nan
+    q = np.asarray(quantiles, dtype=np.float64)
+    if np.all(np.isnan(q)):
+        return math.nan
+    ranks = np.linspace(0.0, 100.0, len(q))
+    ok = ~np.isnan(q)
+    return float(np.interp(value, q[ok], ranks[ok]))
+
+
+def save(bundle: ModelBundle, path: str | Path) -> Path:
+    """Write ``bundle`` with skops (no pickle), stamped with format, version, schema and seed."""
+    import skops.io as sio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "format": FORMAT,
+        "version": bundle.version,
+        "seed": int(bundle.seed),
+        "feature_names": list(bundle.feature_names),
+        "supervised": bundle.scorer.supervised,
+        "isolation": bundle.scorer.isolation,
+        "iso_cutoff": float(bundle.scorer.iso_cutoff),
+        "policy": {"threshold": float(bundle.policy.threshold), "fpr": float(bundle.policy.fpr),
+                   "target_fpr": float(bundle.policy.target_fpr)},
+        "priors": {k: [float(a), float(b)] for k, (a, b) in bundle.priors.items()},
+        "population": {k: [float(x) for x in v] for k, v in bundle.population.items()},
+        "metrics": bundle.metrics,
+    }
+    sio.dump(doc, path)
+    return path
+
+
+def load(path: str | Path, *, expected_features: Sequence[str] = FEATURE_NAMES) -> ModelBundle:
+    """Load a model saved by :func:`save`, refusing untrusted types and other schemas."""
+    import skops.io as sio
+
+    path = Path(path)
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # not a zip, not skops: say so in one line
+        raise ModelRejected(str(path), f"not a skops model file ({exc})") from None
+    unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unknown:
+        raise ModelRejected(str(path), f"untrusted types {unknown}")
+    doc = sio.load(path, trusted=list(TRUSTED_TYPES))
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelRejected(str(path), f"format {doc.get('format') if isinstance(doc, dict) else '?'!r}, "
+                                       f"expected {FORMAT!r}")
+    names = tuple(doc.get("feature_names", ()))
+    if names != tuple(expected_features):
+        missing = sorted(set(expected_features) - set(names))
+        extra = sorted(set(names) - set(expected_features))
+        raise ModelRejected(
+            str(path),
+            f"feature schema differs (missing {missing}, unexpected {extra}"
+            + (", same names in another order" if not missing and not extra else "")
+            + "); retrain with this version",
+        )
+    pol = doc["policy"]
+    return ModelBundle(
+        scorer=Scorer(doc["supervised"], doc["isolation"], float(doc["iso_cutoff"]), names),
+        policy=Policy(float(pol["threshold"]), float(pol["fpr"]), float(pol["target_fpr"])),
+        version=str(doc["version"]),
+        seed=int(doc["seed"]),
+        priors={k: (float(v[0]), float(v[1])) for k, v in doc.get("priors", {}).items()},
+        population={k: list(v) for k, v in doc.get("population", {}).items()},
+        metrics=dict(doc.get("metrics", {})),
+    )

@@ -1,0 +1,150 @@
+"""Fit a :class:`~anticheat.model.ModelBundle` from simulated matches.
+
+Splits are by match, never by player or snapshot: snapshots of one player
+are strongly correlated, and a model that saw a player's first minute in
+training would look far better on that player's second minute than it will
+on a stranger. Training seeds give the fitting and calibration matches; a
+held-out slice of them (``calib_share``) sets the threshold and the
+isolation-forest cut-off on clean players only. Evaluation uses other seeds
+altogether (:mod:`anticheat.evaluate`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from anticheat.dataset import PlayerRecord, build_records, reshrink
+from anticheat.features import FEATURE_NAMES
+from anticheat.model import MIN_ALIVE_S, ModelBundle, Scorer, threshold_for_fpr, to_matrix
+from anticheat.stats import beta_prior
+
+__all__ = ["fit", "fit_bundle", "model_version", "priors_from"]
+
+
+def model_version(seed: int, matches: int) -> str:
+    """A readable, sortable version stamp: schema size, data size, seed, time."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"hgb-f{len(FEATURE_NAMES)}-m{matches}-s{seed}-{stamp}"
+
+
+def priors_from(records: Sequence[PlayerRecord]) -> dict[str, tuple[float, float]]:
+    """Empirical-Bayes priors for accuracy and headshot ratio from clean players."""
+    clean = [r for r in records if not r.label]
+    return {
+        "accuracy": beta_prior([r.hits for r in clean], [r.shots for r in clean]),
+        "headshot": beta_prior([r.headshots for r in clean], [r.hits for r in clean]),
+    }
+
+
+def _training_rows(records: Sequence[PlayerRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows, labels, groups = [], [], []
+    for r in records:
+        for snap in r.snapshots:
+            if r.label and snap.cheat_s < 15.0:
+                continue  # a closet cheater who has not cheated yet is not an example of cheating
+            rows.append(snap.features)
+            labels.append(r.label)
+            groups.append(r.match_index)
+    return to_matrix(rows), np.array(labels, dtype=np.int64), np.array(groups, dtype=np.int64)
+
+
+def aggregate(records: Sequence[PlayerRecord], scores: np.ndarray) -> np.ndarray:
+    """Per player per match: the maximum over that player's scored snapshots."""
+    out = np.full(len(records), np.nan)
+    i = 0
+    for k, r in enumerate(records):
+        n = len(r.snapshots)
+        if n:
+            out[k] = float(np.max(scores[i:i + n]))
+        i += n
+    return out
+
+
+def snapshot_matrix(records: Sequence[PlayerRecord]) -> np.ndarray:
+    return to_matrix([s.features for r in records for s in r.snapshots])
+
+
+def fit(
+    train: Sequence[PlayerRecord],
+    calib: Sequence[PlayerRecord],
+    *,
+    seed: int,
+    target_fpr: float = 0.01,
+    version: str = "dev",
+    priors: dict[str, tuple[float, float]] | None = None,
+) -> ModelBundle:
+    """Fit the supervised and unsupervised models and choose their cut-offs."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
+    from sklearn.impute import SimpleImputer
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import Pipeline
+
+    x, y, groups = _training_rows(train)
+    # A feature the game never reports (no ping, say) is all NaN; the binner
+    # of HistGradientBoosting cannot bin an empty column, so make it constant.
+    x[:, np.all(np.isnan(x), axis=0)] = 0.0
+    if len(set(y.tolist())) < 2:
+        raise ValueError("training data needs both clean players and cheaters")
+    hgb = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.06, max_leaf_nodes=31, min_samples_leaf=20,
+        l2_regularization=1.0, random_state=seed,
+    )
+    folds = min(3, len(set(groups.tolist())))
+    splits = list(GroupKFold(n_splits=folds).split(x, y, groups))
+    supervised = CalibratedClassifierCV(hgb, method="sigmoid", cv=splits)
+    supervised.fit(x, y)
+    isolation = Pipeline([
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("forest", IsolationForest(n_estimators=200, random_state=seed)),
+    ])
+    isolation.fit(x[y == 0])
+    scorer = Scorer(supervised, isolation, math.inf)
+    # Cut-offs on clean held-out players, per player per match (max over snapshots).
+    clean = [r for r in calib if not r.label and r.snapshots]
+    cx = snapshot_matrix(clean)
+    policy = threshold_for_fpr(aggregate(clean, scorer.score_many(cx)), target_fpr)
+    iso = threshold_for_fpr(aggregate(clean, scorer.anomaly_many(cx)), target_fpr / 2)
+    scorer.iso_cutoff = iso.threshold
+    population = _population(clean)
+    return ModelBundle(
+        scorer=scorer, policy=policy, version=version, seed=seed,
+        priors=priors or priors_from(train), population=population,
+        metrics={"train_rows": len(y), "train_cheat_rows": int(y.sum()),
+                 "calib_clean_players": len(clean), "iso_fpr": iso.fpr,
+                 "min_alive_s": MIN_ALIVE_S},
+    )
+
+
+def _population(clean: Sequence[PlayerRecord]) -> dict[str, list[float]]:
+    """101 percentiles of each feature over clean players' last snapshots."""
+    x = to_matrix([r.snapshots[-1].features for r in clean])
+    out: dict[str, list[float]] = {}
+    for j, name in enumerate(FEATURE_NAMES):
+        col = x[:, j]
+        col = col[~np.isnan(col)]
+        out[name] = [float(v) for v in np.percentile(col, np.arange(101))] if len(col) else []
+    return out
+
+
+def fit_bundle(
+    *, matches: int, seed: int, players: int = 20, cheaters: float = 0.15, calib_share: float = 0.25,
+    target_fpr: float = 0.01, workers: int = 1, progress: Any = None, **sim: Any,
+) -> tuple[ModelBundle, list[PlayerRecord]]:
+    """Simulate ``matches`` from ``seed``, split by match, fit, return the bundle and the records."""
+    records = build_records(range(seed * 100_000, seed * 100_000 + matches), players=players,
+                            cheaters=cheaters, workers=workers, progress=progress, **sim)
+    n_calib = max(1, round(matches * calib_share))
+    calib_ids = set(range(matches - n_calib, matches))
+    train = [r for r in records if r.match_index not in calib_ids]
+    calib = [r for r in records if r.match_index in calib_ids]
+    priors = priors_from(train)
+    reshrink(records, priors)
+    bundle = fit(train, calib, seed=seed, target_fpr=target_fpr,
+                 version=model_version(seed, matches), priors=priors)
+    return bundle, records

@@ -1,0 +1,102 @@
+"""The model: policy arithmetic, a small fit that beats chance, skops round trip and refusals."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from anticheat import model, train
+from anticheat.dataset import PlayerRecord, Snapshot
+from anticheat.features import FEATURE_NAMES
+
+
+def test_threshold_for_one_percent_fpr_flags_exactly_one_clean_in_a_hundred():
+    policy = model.threshold_for_fpr([i / 100 for i in range(100)], 0.01)
+    assert policy.threshold == pytest.approx(0.98)
+    assert policy.fpr == pytest.approx(0.01)
+    assert policy.classify(0.99).flagged and not policy.classify(0.98).flagged
+    verdict = policy.classify(0.995)
+    assert (verdict.threshold, verdict.fpr) == (policy.threshold, policy.fpr)
+
+
+def test_percentile_of_a_value_in_the_population():
+    quantiles = [float(i) for i in range(101)]
+    assert model.percentile_of(quantiles, 50.0) == pytest.approx(50.0)
+    assert model.percentile_of(quantiles, 1000.0) == 100.0
+    assert math.isnan(model.percentile_of([], 1.0))
+
+
+def _records(matches: int, seed: int) -> list[PlayerRecord]:
+    """Synthetic players: cheaters react ~100 ms faster; everything else is noise."""
+    rng = random.Random(seed)
+    out = []
+    for m in range(matches):
+        for p in range(20):
+            cheat = int(rng.random() < 0.2)
+            snaps = []
+            for k in range(2):
+                f = {n: rng.gauss(0.0, 1.0) for n in FEATURE_NAMES}
+                f["reaction_median_ms"] = rng.gauss(260.0 - 100.0 * cheat, 35.0)
+                f["ping_ms"] = math.nan  # a feature the game never reports
+                snaps.append(Snapshot(k, 60.0, 60.0 * cheat, f, (20, 6, 2)))
+            out.append(PlayerRecord(f"m{seed}-{m}", m, seed, f"p{p}", cheat,
+                                    "snap_aimbot" if cheat else "clean",
+                                    "blatant" if cheat else "", snapshots=snaps,
+                                    shots=20, hits=6, headshots=2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundle() -> model.ModelBundle:
+    return train.fit(_records(25, 1), _records(10, 2), seed=1, version="test-1")
+
+
+def test_small_fit_beats_chance_by_a_clear_margin_on_held_out_matches(bundle):
+    from sklearn.metrics import roc_auc_score
+
+    held_out = _records(10, 3)
+    scores = train.aggregate(held_out, bundle.scorer.score_many(train.snapshot_matrix(held_out)))
+    auc = roc_auc_score([r.label for r in held_out], scores)
+    assert auc > 0.9
+    assert 0.0 <= bundle.policy.fpr <= 0.01 + 1e-9
+
+
+def test_skops_round_trip_keeps_scores_version_schema_and_seed(bundle, tmp_path):
+    path = model.save(bundle, tmp_path / "m.skops")
+    loaded = model.load(path)
+    x = train.snapshot_matrix(_records(2, 4))
+    assert np.allclose(loaded.scorer.score_many(x), bundle.scorer.score_many(x))
+    assert np.allclose(loaded.scorer.anomaly_many(x), bundle.scorer.anomaly_many(x))
+    assert (loaded.version, loaded.seed, loaded.feature_names) == ("test-1", 1, FEATURE_NAMES)
+    assert loaded.policy == bundle.policy
+    assert path.read_bytes()[:2] == b"PK"  # a zip of JSON and arrays, not a pickle
+
+
+def test_a_model_with_another_feature_schema_is_refused(bundle, tmp_path):
+    path = model.save(bundle, tmp_path / "m.skops")
+    with pytest.raises(model.ModelRejected, match="feature schema differs"):
+        model.load(path, expected_features=(*FEATURE_NAMES, "new_feature"))
+
+
+def test_a_file_with_untrusted_types_is_refused_before_loading(tmp_path):
+    import os
+
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    path = tmp_path / "evil.skops"
+    sio.dump({"format": model.FORMAT, "x": FunctionTransformer(func=os.system)}, path)
+    with pytest.raises(model.ModelRejected, match="untrusted types"):
+        model.load(path)
+
+
+def test_a_pickle_is_not_a_model(tmp_path):
+    import pickle
+
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps({"format": model.FORMAT}))
+    with pytest.raises(model.ModelRejected, match="not a skops model"):
+        model.load(path)
