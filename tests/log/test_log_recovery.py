@@ -1,0 +1,141 @@
+"""Recovery on open: torn and corrupt tails, clean and unclean shutdowns, damaged indexes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from log_helpers import SMALL, append_n, read_all
+
+from gamebus.log import Partition, decode_batches
+
+
+def build(path: Path, batches: int = 12, *, clean: bool = True) -> tuple[list[bytes], int]:
+    """A partition of ``batches`` batches over several segments; (stored bytes, epoch)."""
+    part = Partition.open(str(path), SMALL)
+    append_n(part, batches)
+    part.flush(now_ms=9_000)
+    data, epoch = read_all(part), part.epoch
+    if clean:
+        part.close()
+    return data, epoch
+
+
+def last_segment(path: Path) -> Path:
+    return path / sorted(n for n in os.listdir(path) if n.endswith(".log"))[-1]
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    return {n: (path / n).read_bytes() for n in sorted(os.listdir(path))}
+
+
+def test_reopening_a_cleanly_closed_log_changes_nothing(tmp_path: Path):
+    data, epoch = build(tmp_path)
+    before = snapshot(tmp_path)
+    part = Partition.open(str(tmp_path), SMALL)
+    assert (part.epoch, part.next_offset, read_all(part)) == (epoch, 36, data)
+    part.close()
+    assert snapshot(tmp_path) == before
+
+
+def test_an_unclean_reopen_keeps_written_data_and_starts_a_new_epoch(tmp_path: Path):
+    data, epoch = build(tmp_path, clean=False)
+    part = Partition.open(str(tmp_path), SMALL)
+    assert (part.epoch, part.next_offset, read_all(part)) == (epoch + 1, 36, data)
+    assert decode_batches(read_all(part))[-1].epoch == epoch
+    append_n(part, 1, start=12)
+    assert decode_batches(part.read(36, max_bytes=1))[0].epoch == epoch + 1
+    part.close()
+    assert Partition.open(str(tmp_path), SMALL).epoch == epoch + 1
+
+
+def cases(tmp_path: Path) -> tuple[Path, list[bytes], int, int, int]:
+    pristine = tmp_path / "pristine"
+    data, epoch = build(pristine)
+    seg = last_segment(pristine)
+    size = seg.stat().st_size
+    last = len(data[-1])
+    assert size > last  # the last batch is not alone in its segment
+    return pristine, data, epoch, size - last, size
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_truncating_inside_the_last_batch_recovers_exactly_the_batches_before_it(
+    tmp_path: Path, clean: bool
+):
+    pristine, data, epoch, start, size = cases(tmp_path)
+    if not clean:
+        os.unlink(pristine / "clean-shutdown")
+    for cut in range(start, size):
+        work = tmp_path / f"cut{cut}"
+        shutil.copytree(pristine, work)
+        os.truncate(last_segment(work), cut)
+        part = Partition.open(str(work), SMALL)
+        assert part.epoch == epoch + 1, cut
+        assert part.next_offset == 33, cut
+        assert read_all(part) == data[:-1], cut
+        assert last_segment(work).stat().st_size == start, cut
+        shutil.rmtree(work)
+
+
+def test_flipping_any_byte_of_the_last_batch_recovers_exactly_the_batches_before_it(tmp_path: Path):
+    pristine, data, epoch, start, size = cases(tmp_path)
+    for pos in range(start, size):
+        work = tmp_path / f"flip{pos}"
+        shutil.copytree(pristine, work)
+        seg = last_segment(work)
+        raw = bytearray(seg.read_bytes())
+        raw[pos] ^= 0xFF
+        seg.write_bytes(bytes(raw))
+        part = Partition.open(str(work), SMALL)
+        assert (part.epoch, part.next_offset) == (epoch + 1, 33), pos
+        assert read_all(part) == data[:-1], pos
+        shutil.rmtree(work)
+
+
+def test_appends_after_recovery_continue_from_the_cut_and_reopen_cleanly(tmp_path: Path):
+    data, epoch = build(tmp_path)
+    seg = last_segment(tmp_path)
+    os.truncate(seg, seg.stat().st_size - 1)
+    part = Partition.open(str(tmp_path), SMALL)
+    assert append_n(part, 1, start=50) == [33]
+    part.close()
+    part = Partition.open(str(tmp_path), SMALL)
+    assert part.epoch == epoch + 1
+    assert read_all(part)[:-1] == data[:-1]
+    assert decode_batches(read_all(part))[-1].base_offset == 33
+
+
+def test_a_corrupt_older_segment_cuts_the_log_there_and_drops_later_segments(tmp_path: Path):
+    data, epoch = build(tmp_path, batches=30)
+    logs = sorted(n for n in os.listdir(tmp_path) if n.endswith(".log"))
+    assert len(logs) >= 3
+    first = tmp_path / logs[0]
+    raw = bytearray(first.read_bytes())
+    raw[-1] ^= 0x01
+    first.write_bytes(bytes(raw))
+    part = Partition.open(str(tmp_path), SMALL)
+    assert part.epoch == epoch + 1
+    assert [s.base_offset for s in part.segments] == [0]
+    kept = read_all(part)
+    assert kept == data[: len(kept)]
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".log")) == [logs[0]]
+
+
+@pytest.mark.parametrize("damage", ["delete", "garbage", "truncate"])
+def test_a_damaged_index_is_rebuilt_from_the_log(tmp_path: Path, damage: str):
+    data, epoch = build(tmp_path, batches=30)
+    index = last_segment(tmp_path).with_suffix(".index")
+    original = index.read_bytes()
+    assert len(original) > 0
+    if damage == "delete":
+        index.unlink()
+    elif damage == "garbage":
+        index.write_bytes(b"\xff" * len(original))
+    else:
+        index.write_bytes(original[:-3])
+    part = Partition.open(str(tmp_path), SMALL)
+    assert (part.epoch, read_all(part)) == (epoch, data)
+    assert index.read_bytes() == original
