@@ -269,7 +269,8 @@ def line_of_sight_many(world_or_map: GameMap | str, a: FloatArray, b: FloatArray
 
     Slab test of every segment against every wall box: a segment is blocked
     when its parameter intervals inside the three slabs of one box overlap
-    within ``(0, 1)``. Touching a box's surface does not block.
+    within ``(0, 1)``. Touching a box at one point does not block; a segment
+    running exactly along a face may count as blocked.
     """
     game_map = _as_map(world_or_map)
     a = np.asarray(a, dtype=np.float64).reshape(-1, 3)
@@ -277,26 +278,23 @@ def line_of_sight_many(world_or_map: GameMap | str, a: FloatArray, b: FloatArray
     walls = game_map.walls_array
     if len(walls) == 0 or len(a) == 0:
         return np.ones(len(a), dtype=np.bool_)
-    d = (b - a)[:, None, :]  # (n, 1, 3)
-    lo = walls[None, :, 0:3]  # (1, w, 3)
-    hi = walls[None, :, 3:6]
-    origin = a[:, None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = 1.0 / d
-        t1 = (lo - origin) * inv
-        t2 = (hi - origin) * inv
-    tmin = np.minimum(t1, t2)
-    tmax = np.maximum(t1, t2)
-    # A direction component of zero: inside the slab means (-inf, inf), outside means empty.
-    parallel = d == 0.0
-    inside = (origin > lo) & (origin < hi)
-    tmin = np.where(parallel, np.where(inside, -np.inf, np.inf), tmin)
-    tmax = np.where(parallel, np.where(inside, np.inf, -np.inf), tmax)
-    enter = tmin.max(axis=2)
-    leave = tmax.min(axis=2)
+    d = b - a
+    # A zero direction component becomes a tiny one: the slab interval is then
+    # (-huge, huge) inside the slab and empty outside, without special cases.
+    d[d == 0.0] = 1e-12
+    inv = 1.0 / d
+    enter: FloatArray | None = None
+    leave: FloatArray | None = None
+    for k in range(3):  # per axis on (n, w) arrays: reducing a size-3 axis is slow
+        t1 = (walls[None, :, k] - a[:, k : k + 1]) * inv[:, k : k + 1]
+        t2 = (walls[None, :, k + 3] - a[:, k : k + 1]) * inv[:, k : k + 1]
+        lo, hi = np.minimum(t1, t2), np.maximum(t1, t2)
+        enter = lo if enter is None else np.maximum(enter, lo)
+        leave = hi if leave is None else np.minimum(leave, hi)
+    assert enter is not None and leave is not None
     eps = 1e-9
     blocked = (enter < leave - eps) & (leave > eps) & (enter < 1.0 - eps)
-    result: BoolArray = ~blocked.any(axis=1)
+    result: BoolArray = np.logical_not(blocked.any(axis=1))
     return result
 
 
