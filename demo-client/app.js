@@ -77,15 +77,20 @@ async function main() {
     },
     onSnapshot: (players) => view.snapshot(players),
     onResumed: ({ from, replayed, gap, gaps }) => {
-      const clean = !gap;
       const at = from.offsets?.["game.events"];
-      const text = clean
-        ? `Resumed from ${at !== undefined ? `game.events @ ${at}` : "the last position"}: replayed ${replayed} events, no gap`
-        : `Resumed with a gap: ${gaps ? JSON.stringify(gaps) : "the relay no longer had all the history"}`;
-      $("stat-resume").textContent = text;
-      $("stat-resume").dataset.gap = String(!clean);
-      document.body.dataset.resumed = clean ? "clean" : "gap";
-      banner.show(text, clean ? "ok" : "warn", 8000);
+      const where = at !== undefined ? `game.events @ ${at}` : "last position";
+      const stat = gap ? `${where} · gap: ${JSON.stringify(gaps ?? {})}` : `${where} · replayed ${replayed} · no gap`;
+      $("stat-resume").textContent = stat;
+      $("stat-resume").title = stat;
+      $("stat-resume").dataset.gap = String(gap);
+      document.body.dataset.resumed = gap ? "gap" : "clean";
+      banner.show(
+        gap
+          ? "Reconnected, but the relay no longer had all the history: some events are missing"
+          : `Reconnected and resumed: ${replayed} missed events replayed, no gap`,
+        gap ? "warn" : "ok",
+        8000,
+      );
     },
     onError: (msg) => banner.show(`Cannot watch this match: ${msg.message ?? msg.code}`, "warn", 8000),
   });

@@ -82,7 +82,9 @@ export class MapView {
         if (victim) victim.alive = false;
         const a = this.#latest(ev.player);
         const b = this.#latest(ev.target);
-        if (a && b) this.tracers.push({ a, b, t: performance.now(), headshot: ev.headshot });
+        // Replayed (old) kills update the state but draw no tracer.
+        const fresh = Date.now() - Number(ev.ts) - (this.clockLag ?? 0) < 1000;
+        if (a && b && fresh) this.tracers.push({ a, b, t: performance.now(), headshot: ev.headshot });
         break;
       }
       default:
