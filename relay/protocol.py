@@ -180,7 +180,7 @@ def _decode(data: bytes | str, fmt: Format) -> Any:
             return json.loads(data, parse_constant=_reject_constant)
         if isinstance(data, str):
             raise ClientMessageError("bad_message", "msgpack subprotocol expects binary frames")
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, max_buffer_size=len(data) or 1)
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
     except ClientMessageError:
         raise
     except RecursionError:

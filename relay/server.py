@@ -137,6 +137,7 @@ class Relay:
             close_timeout=cfg.close_timeout_s,
             write_limit=cfg.queue.high_water_bytes,
             max_queue=16,
+            compression=None,  # per-client deflate would cost a compression per client per frame
         )
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
         if cfg.http_port is not None:

@@ -1,0 +1,90 @@
+"""Helpers for relay tests: tokens, WebSocket clients that decode frames, events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from websockets.asyncio.client import ClientConnection, connect
+
+from gamebus.events import encode_event, match_event, position
+from relay.tokens import issue_token
+
+__all__ = ["SECRET", "Client", "kill", "pos", "token"]
+
+SECRET = "test-secret-for-relay-tests-0123456789"
+
+
+def token(role: str = "player", matches: Any = "*", **kw: Any) -> str:
+    return issue_token(key=SECRET, sub=f"{role}-1", role=role, matches=matches, **kw)  # type: ignore[arg-type]
+
+
+def pos(match: str, player: str, x: float, y: float, ts: int, **extra: Any) -> bytes:
+    return encode_event(position(match=match, player=player, x=x, y=y, z=0.0, yaw=0.0, pitch=0.0, ts=ts, **extra))
+
+
+def kill(match: str, n: int, ts: int) -> bytes:
+    return encode_event(
+        match_event("kill", match=match, ts=ts, player=f"p{n % 7}", target=f"p{(n + 1) % 7}", weapon="rifle",
+                    headshot=False, seq=n)
+    )
+
+
+class Client:
+    """A real WebSocket client that decodes relay frames by subprotocol."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.json = ws.subprotocol == "gamebus.v1.json"
+        self._next_id = 0
+
+    @classmethod
+    async def open(cls, url: str, tok: str | None = None, *, fmt: str = "msgpack", **kw: Any) -> Client:
+        query = f"?token={tok}" if tok else ""
+        ws = await connect(url + "/" + query, subprotocols=[f"gamebus.v1.{fmt}"], **kw)  # type: ignore[list-item]
+        return cls(ws)
+
+    async def send(self, message: dict[str, Any]) -> int:
+        if "id" not in message and message.get("op") != "area":
+            self._next_id += 1
+            message = {**message, "id": self._next_id}
+        if self.json:
+            await self.ws.send(json.dumps(message))
+        else:
+            await self.ws.send(msgpack.packb(message))
+        return int(message.get("id", 0))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        data = await asyncio.wait_for(self.ws.recv(), timeout)
+        if isinstance(data, str):
+            assert self.json, "text frame on a msgpack connection"
+            return dict(json.loads(data))
+        assert not self.json, "binary frame on a JSON connection"
+        return dict(msgpack.unpackb(data, raw=False))
+
+    async def until(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await self.recv(timeout)
+                if pred(msg):
+                    return msg
+
+    async def subscribe(self, match: str, **fields: Any) -> dict[str, Any]:
+        rid = await self.send({"op": "sub", "match": match, **fields})
+        return await self.until(lambda m: m.get("id") == rid and m["op"] in ("subscribed", "error"))
+
+    async def events(self, n: int, *, topic: str | None = None, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The next ``n`` events (of ``topic``), with their frames' positions checked in order."""
+        out: list[dict[str, Any]] = []
+        async with asyncio.timeout(timeout):
+            while len(out) < n:
+                msg = await self.recv(timeout)
+                if msg["op"] == "events" and (topic is None or msg["topic"] == topic):
+                    out.extend(msg["events"])
+        return out
+
+    async def close(self) -> None:
+        await self.ws.close()
