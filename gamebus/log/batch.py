@@ -47,6 +47,7 @@ __all__ = [
     "decode_batches",
     "decode_records",
     "encode_batch",
+    "encode_header",
     "encode_records",
     "read_header",
     "split_batches",
@@ -87,6 +88,29 @@ class BatchHeader:
         return self.base_offset + self.count
 
 
+def encode_header(
+    payload: bytes,
+    *,
+    base_offset: int,
+    count: int,
+    first_ts: int,
+    max_ts: int,
+    producer_id: int = -1,
+    sequence: int = -1,
+    epoch: int = 0,
+) -> bytes:
+    """The 54-byte header for ``payload`` (CRC included); the batch is header + payload.
+
+    The partition stores header and payload apart, so the producer's
+    payload is never copied on append. Raises :class:`struct.error` when a
+    field does not fit its width.
+    """
+    tail = _TAIL.pack(
+        len(payload), base_offset, count, first_ts, max_ts, producer_id, sequence, epoch
+    )
+    return _PREFIX.pack(MAGIC, VERSION, crc32c(payload, crc32c(tail))) + tail
+
+
 def encode_batch(
     payload: bytes,
     *,
@@ -98,16 +122,18 @@ def encode_batch(
     sequence: int = -1,
     epoch: int = 0,
 ) -> bytes:
-    """Header + ``payload`` as one bytes object, CRC computed.
-
-    Raises :class:`struct.error` when a field does not fit its width; the
-    partition turns that into a request error before anything is stored.
-    """
-    tail = _TAIL.pack(
-        len(payload), base_offset, count, first_ts, max_ts, producer_id, sequence, epoch
+    """Header + ``payload`` as one bytes object (see :func:`encode_header`)."""
+    header = encode_header(
+        payload,
+        base_offset=base_offset,
+        count=count,
+        first_ts=first_ts,
+        max_ts=max_ts,
+        producer_id=producer_id,
+        sequence=sequence,
+        epoch=epoch,
     )
-    crc = crc32c(payload, crc32c(tail))
-    return b"".join((_PREFIX.pack(MAGIC, VERSION, crc), tail, payload))
+    return header + payload
 
 
 def read_header(buf: bytes | memoryview, pos: int = 0) -> BatchHeader:

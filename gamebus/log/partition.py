@@ -39,7 +39,7 @@ from gamebus.errors import (
     LimitExceeded,
     OffsetOutOfRange,
 )
-from gamebus.log.batch import encode_batch
+from gamebus.log.batch import HEADER_BYTES, encode_header
 from gamebus.log.config import LogConfig
 from gamebus.log.epochs import EpochHistory
 from gamebus.log.producers import ProducerBatch, ProducerState
@@ -71,7 +71,8 @@ class PendingWrite:
     so a write that fails halfway still completes what reached the file.
     """
 
-    batches: list[bytes]
+    headers: list[bytes]
+    payloads: list[bytes]
     end_offset: int
     fsync: bool
     now_ms: int
@@ -107,7 +108,8 @@ class Partition:
         self._durable = next_offset
         self._synced = next_offset
         self._window = MemoryWindow()
-        self._pending: list[bytes] = []
+        self._pending_headers: list[bytes] = []
+        self._pending_payloads: list[bytes] = []
         self._pending_bytes = 0
         self._writing = False
         self._closed = False
@@ -246,6 +248,8 @@ class Partition:
             dup = self._producers.check(producer_id, sequence, epoch=self._epoch)
             if dup is not None:
                 return AppendResult(dup.base_offset, self._epoch, True, dup.batch_bytes)
+        if type(payload) is not bytes:
+            payload = bytes(payload)  # never keep a view of the caller's buffer
         size = len(payload)
         if size > self.config.max_batch_bytes:
             raise LimitExceeded("batch bytes", size, self.config.max_batch_bytes)
@@ -254,8 +258,9 @@ class Partition:
         if self._closed:
             raise RuntimeError("partition is closed")
         base = self._next_offset
+        epoch = self._epoch
         try:
-            batch = encode_batch(
+            header = encode_header(
                 payload,
                 base_offset=base,
                 count=count,
@@ -263,21 +268,23 @@ class Partition:
                 max_ts=max_ts,
                 producer_id=producer_id,
                 sequence=sequence,
-                epoch=self._epoch,
+                epoch=epoch,
             )
         except struct.error as exc:
             raise InvalidRequest("batch", f"a header field is out of range: {exc}") from None
-        n = len(batch)
+        n = size + HEADER_BYTES
         window = self._window
         window.offsets.append(base)
-        window.batches.append(batch)
+        window.headers.append(header)
+        window.payloads.append(payload)
         window.nbytes += n
-        self._pending.append(batch)
+        self._pending_headers.append(header)
+        self._pending_payloads.append(payload)
         self._pending_bytes += n
         self._next_offset = base + count
         self._last_now_ms = now_ms
         if producer_id >= 0:
-            self._producers.record(producer_id, ProducerBatch(sequence, base, self._epoch, n))
+            self._producers.record(producer_id, ProducerBatch(sequence, base, epoch, n))
         if (
             window.nbytes > self.config.memory_window_bytes
             and self._written > window.offsets[window.head]
@@ -287,7 +294,7 @@ class Partition:
                 written_end=self._written,
                 next_offset=self._next_offset,
             )
-        return AppendResult(base, self._epoch, False, n)
+        return AppendResult(base, epoch, False, n)
 
     # -- reading ---------------------------------------------------------------
 
@@ -377,13 +384,15 @@ class Partition:
                 fsync = now_ms - self._last_fsync_ms >= self.config.fsync_interval_ms
             else:
                 fsync = False
-        if fsync and not self._pending and self._synced >= self._written:
+        if fsync and not self._pending_headers and self._synced >= self._written:
             fsync = False  # nothing new to make durable
         if fsync:
             self._last_fsync_ms = now_ms
         self._writing = True
         self._last_now_ms = now_ms
-        return PendingWrite(list(self._pending), self._next_offset, fsync, now_ms)
+        return PendingWrite(
+            self._pending_headers[:], self._pending_payloads[:], self._next_offset, fsync, now_ms
+        )
 
     def write_pending(self, plan: PendingWrite) -> None:
         """Write the plan's batches to segments, rolling as needed, and fsync if planned.
@@ -397,10 +406,11 @@ class Partition:
         active = segments[-1] if segments else None
         if active is not None and not active.size:
             active.created_ms = plan.now_ms
-        group: list[bytes] = []
+        start = 0  # first batch of the group going to ``active``
         group_bytes = 0
-        for batch in plan.batches:
-            n = len(batch)
+        headers, payloads = plan.headers, plan.payloads
+        for i, header in enumerate(headers):
+            n = HEADER_BYTES + len(payloads[i])
             if active is None or (
                 active.size + group_bytes > 0
                 and (
@@ -409,11 +419,11 @@ class Partition:
                 )
             ):
                 if active is not None:
-                    self._write_group(active, group, group_bytes, plan)
+                    self._write_group(active, plan, start, i, group_bytes)
                     if config.fsync != "never":
-                        active.fsync()  # a rolled segment is never looked at again
-                    group, group_bytes = [], 0
-                base, _ = _BASE_COUNT.unpack_from(batch, 10)
+                        active.fsync()  # a rolled segment is never written again
+                    start, group_bytes = i, 0
+                base, _ = _BASE_COUNT.unpack_from(header, 10)
                 active = Segment.create(
                     self.directory,
                     base,
@@ -422,21 +432,20 @@ class Partition:
                 )
                 segments = [*segments, active]
                 self._segments = segments
-            group.append(batch)
             group_bytes += n
         if active is not None:
-            self._write_group(active, group, group_bytes, plan)
+            self._write_group(active, plan, start, len(headers), group_bytes)
             if plan.fsync:
                 active.fsync()
                 plan.synced = True
 
     def _write_group(
-        self, seg: Segment, group: list[bytes], nbytes: int, plan: PendingWrite
+        self, seg: Segment, plan: PendingWrite, start: int, stop: int, nbytes: int
     ) -> None:
-        if not group:
+        if start == stop:
             return
-        seg.append(group, now_ms=plan.now_ms)
-        plan.written_batches += len(group)
+        seg.append(plan.headers[start:stop], plan.payloads[start:stop], now_ms=plan.now_ms)
+        plan.written_batches += stop - start
         plan.written_bytes += nbytes
         plan.written_end = seg.next_offset
 
@@ -447,7 +456,8 @@ class Partition:
         plan.done = True
         self._writing = False
         if plan.written_batches:
-            del self._pending[: plan.written_batches]
+            del self._pending_headers[: plan.written_batches]
+            del self._pending_payloads[: plan.written_batches]
             self._pending_bytes -= plan.written_bytes
             self._written = plan.written_end
         if plan.synced:

@@ -25,6 +25,7 @@ NO_TIMESTAMP: Final = -(2**63)
 _FIELDS: Final = struct.Struct(">qi8xq")  # base_offset, count, (first_ts), max_ts at byte 10
 _CRC_AT: Final = 2
 _CHUNK_BYTES: Final = 1 << 20
+_IOV_PAIRS: Final = 500  # below IOV_MAX (1024) iovecs per writev
 
 
 def segment_name(base_offset: int, suffix: str) -> str:
@@ -81,6 +82,23 @@ def _scan(fd: int, pos: int, size: int, *, verify: bool) -> Iterator[tuple[int, 
             continue
         chunk = _CHUNK_BYTES
         pos += i
+
+
+def _write_all(fd: int, headers: list[bytes], payloads: list[bytes]) -> None:
+    """``writev`` header/payload pairs, ``_IOV_PAIRS`` at a time, finishing short writes."""
+    for i in range(0, len(headers), _IOV_PAIRS):
+        parts: list[bytes] = []
+        for header, payload in zip(
+            headers[i : i + _IOV_PAIRS], payloads[i : i + _IOV_PAIRS], strict=True
+        ):
+            parts.append(header)
+            parts.append(payload)
+        want = sum(len(p) for p in parts)
+        done = os.writev(fd, parts)
+        if done < want:  # rare for regular files: finish byte-wise
+            rest = memoryview(b"".join(parts))[done:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
 
 
 class Segment:
@@ -246,29 +264,30 @@ class Segment:
             return False
         return self.size + incoming_bytes > segment_bytes or now_ms - self.created_ms >= segment_ms
 
-    def append(self, batches: list[bytes], *, now_ms: int) -> None:
-        """Write whole encoded batches at the end; index entries follow the data."""
-        if not batches:
+    def append(self, headers: list[bytes], payloads: list[bytes], *, now_ms: int) -> None:
+        """Write whole batches (``headers[i] + payloads[i]``) at the end, without joining them.
+
+        Index entries follow the data. On an error the file is cut back to
+        where it was, so a failed write leaves no half batch behind.
+        """
+        if not headers:
             return
         if not self.size:
             self.created_ms = now_ms
-        data = b"".join(batches) if len(batches) > 1 else batches[0]
         start = self.size
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            _write_all(self._fd, headers, payloads)
         except BaseException:
-            os.ftruncate(self._fd, start)  # never leave half a flush behind
+            os.ftruncate(self._fd, start)
             raise
         pos, since, max_ts, offset = start, self._since_index, self.max_ts, self.next_offset
         interval = self.index_interval_bytes
-        for batch in batches:
-            base, count, batch_max_ts = _FIELDS.unpack_from(batch, 10)
+        for header, payload in zip(headers, payloads, strict=True):
+            base, count, batch_max_ts = _FIELDS.unpack_from(header, 10)
             if since >= interval:
                 self.index.add(base, pos, max_ts)
                 since = 0
-            n = len(batch)
+            n = HEADER_BYTES + len(payload)
             since += n
             pos += n
             if batch_max_ts > max_ts:

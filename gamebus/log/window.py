@@ -1,7 +1,9 @@
 """The memory window: the newest encoded batches of a partition, by offset.
 
-Reads inside the window never touch disk. Two parallel lists (base offsets
-and batch bytes) with a moving head make append O(1) and lookup a bisect;
+Reads inside the window never touch disk. Parallel lists (base offsets,
+headers, payloads) with a moving head make append O(1) and lookup a bisect;
+header and payload are kept apart so an append never copies the payload,
+and joined only when read;
 evicted slots are compacted in place once they are half the list, so the
 list objects keep their identity and the partition can bind their
 ``append`` methods once.
@@ -11,17 +13,20 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
+from gamebus.log.batch import HEADER_BYTES
+
 __all__ = ["MemoryWindow"]
 
 
 class MemoryWindow:
-    """Batches ``offsets[i]`` -> ``batches[i]`` for ``i >= head``, oldest first."""
+    """Batch ``i >= head`` is ``headers[i] + payloads[i]`` at ``offsets[i]``, oldest first."""
 
-    __slots__ = ("batches", "head", "nbytes", "offsets")
+    __slots__ = ("head", "headers", "nbytes", "offsets", "payloads")
 
     def __init__(self) -> None:
         self.offsets: list[int] = []
-        self.batches: list[bytes] = []
+        self.headers: list[bytes] = []
+        self.payloads: list[bytes] = []
         self.head = 0
         self.nbytes = 0
 
@@ -34,13 +39,13 @@ class MemoryWindow:
 
     def evict(self, *, max_bytes: int, written_end: int, next_offset: int) -> None:
         """Drop the oldest batches while over ``max_bytes``, but only ones already written."""
-        offsets, batches, head = self.offsets, self.batches, self.head
+        offsets, payloads, head = self.offsets, self.payloads, self.head
         n = len(offsets)
         while self.nbytes > max_bytes and head < n:
             end = offsets[head + 1] if head + 1 < n else next_offset
             if end > written_end:
                 break
-            self.nbytes -= len(batches[head])
+            self.nbytes -= len(payloads[head]) + HEADER_BYTES
             head += 1
         self._set_head(head)
 
@@ -50,18 +55,17 @@ class MemoryWindow:
         # batch i contains or precedes ``offset``; drop the ones before it
         head = self.head
         while head < i:
-            self.nbytes -= len(self.batches[head])
+            self.nbytes -= len(self.payloads[head]) + HEADER_BYTES
             head += 1
         self._set_head(head)
 
     def _set_head(self, head: int) -> None:
         if head == len(self.offsets):
-            self.offsets.clear()
-            self.batches.clear()
-            self.head, self.nbytes = 0, 0
+            self.clear()
         elif head > 1024 and head * 2 > len(self.offsets):
             del self.offsets[:head]
-            del self.batches[:head]
+            del self.headers[:head]
+            del self.payloads[:head]
             self.head = 0
         else:
             self.head = head
@@ -73,18 +77,19 @@ class MemoryWindow:
         when ``out`` is empty, then more while the total stays within
         ``max_bytes``.
         """
-        offsets, batches = self.offsets, self.batches
+        offsets, headers, payloads = self.offsets, self.headers, self.payloads
         i = max(bisect_right(offsets, offset, lo=self.head) - 1, self.head)
         n = len(offsets)
         while i < n:
-            size = len(batches[i])
+            size = len(payloads[i]) + HEADER_BYTES
             if out and total + size > max_bytes:
                 return
-            out.append(batches[i])
+            out.append(headers[i] + payloads[i])
             total += size
             i += 1
 
     def clear(self) -> None:
         self.offsets.clear()
-        self.batches.clear()
+        self.headers.clear()
+        self.payloads.clear()
         self.head, self.nbytes = 0, 0
