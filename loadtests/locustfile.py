@@ -95,6 +95,7 @@ if str(_ROOT) not in sys.path:
 from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, POSITIONS_TOPIC  # noqa: E402
 from gamebus.partitioning import partition_for_key  # noqa: E402
 from loadtests import shapes  # noqa: E402
+from loadtests.bench.common import StreamChecker  # noqa: E402
 
 __all__ = ["Analyst", "GameServer", "Player", "Spectator", "match_ids"]
 
@@ -356,7 +357,7 @@ class _MatchPublisher:
     async def run(self, bus_url: str) -> None:
         import gamebus.client as sdk
 
-        async with sdk.Producer(bus_url, linger_ms=1) as producer:
+        async with sdk.Producer(bus_url, linger_ms=0) as producer:
             for p in self.players:
                 await self._event(producer, {"type": "join", "match": self.match, "player": p,
                                              "team": "red" if p[-1] in "02468" else "blue"})
@@ -482,50 +483,6 @@ class GameServer(User):
 # ---------------------------------------------------------------- relay clients
 
 
-class _Tracker:
-    """Per-match gap and duplicate bookkeeping for one client."""
-
-    def __init__(self) -> None:
-        self.next_offset: dict[tuple[str, str], tuple[int, int]] = {}
-        self.seq: dict[tuple[str, str, str], int] = {}
-
-    def frame(self, match: str, topic: str, position: dict[str, Any],
-              evs: list[dict[str, Any]], strict: bool) -> list[tuple[str, str]]:
-        """Check one events frame; return [(kind, detail)] of gaps and duplicates."""
-        problems: list[tuple[str, str]] = []
-        offsets = position.get("offsets") or {}
-        epochs = position.get("epochs") or {}
-        epoch = int(epochs.get(topic, position.get("epoch", 0)) or 0)
-        end = offsets.get(topic)
-        if isinstance(end, int):
-            prev = self.next_offset.get((match, topic))
-            if prev is not None and prev[0] == epoch:
-                if end <= prev[1]:
-                    problems.append(("duplicate", f"{match} {topic} offset {end} <= {prev[1]}"))
-                elif strict and topic == EVENTS_TOPIC and end - len(evs) != prev[1]:
-                    kind = "gap" if end - len(evs) > prev[1] else "duplicate"
-                    problems.append((kind, f"{match} {topic} frame starts at "
-                                           f"{end - len(evs)}, expected {prev[1]}"))
-            self.next_offset[(match, topic)] = (epoch, end)
-        for ev in evs:
-            src, seq = ev.get("src"), ev.get("seq")
-            if not isinstance(src, str) or not isinstance(seq, int):
-                continue
-            kind = "pos" if ev.get("type") == "pos" else "event"
-            key = (match, src, kind)
-            last = self.seq.get(key)
-            self.seq[key] = max(seq, last or 0)
-            if last is None:
-                continue
-            if seq <= last:
-                problems.append(("duplicate", f"{match} {kind} seq {seq} after {last}"))
-            elif seq != last + 1 and kind == "event":
-                problems.append(("gap", f"{match} match events {last + 1}..{seq - 1} missing"))
-            elif seq != last + 1:
-                problems.append(("skipped", str(seq - last - 1)))
-        return problems
-
-
 class _Problem(Exception):
     """A gap or a duplicate, as the exception of a failed locust request."""
 
@@ -540,7 +497,7 @@ class _RelayUser(User):
     def on_start(self) -> None:
         from websockets.sync.client import connect
 
-        self.tracker = _Tracker()
+        self.tracker = StreamChecker()
         self.has_area = False
         self.watching: str | None = None
         self.ws: Any = None

@@ -16,6 +16,7 @@ What is here:
 - :class:`PeerServer` with :func:`nats_server` and :func:`redis_server`: a peer
   started on a free loopback port in a temporary directory, stopped by PID.
 - :class:`ProcessSampler`: CPU and RSS of given PIDs over time (psutil).
+- :class:`StreamChecker`: gap and duplicate checks of a relay client's frames.
 - :func:`markdown_table`: the tables the modules print and BENCHMARKS.md holds.
 
 The result a module's ``run(repeats) -> dict`` returns is free-form; the suite
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_PERCENTILES",
     "PeerServer",
     "ProcessSampler",
+    "StreamChecker",
     "fmt_num",
     "fmt_spread",
     "free_port",
@@ -396,6 +398,63 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return fmt_num(value)
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+class StreamChecker:
+    """Gap and duplicate bookkeeping of one relay client, per match.
+
+    Feed it every ``events`` frame. Two independent checks:
+
+    - the relay's ``position``: per (match, topic) the frame's next offset
+      must grow (else: duplicate); with ``strict`` (the match owns its
+      partition and nothing else writes to it), a ``game.events`` frame must
+      start exactly where the previous one ended (else: gap or duplicate);
+    - the publisher's ``src``/``seq`` fields, when present: match events are
+      consecutive per ``src`` (a jump is a gap, a repeat a duplicate);
+      positions may be skipped on purpose (conflation, area of interest),
+      so for them only a repeat counts, and skips come back as
+      ``("skipped", count)``.
+    """
+
+    def __init__(self) -> None:
+        self.next_offset: dict[tuple[str, str], tuple[int, int]] = {}
+        self.seq: dict[tuple[str, str, str], int] = {}
+
+    def frame(self, match: str, topic: str, position: dict[str, Any],
+              evs: list[dict[str, Any]], strict: bool) -> list[tuple[str, str]]:
+        """Check one events frame; return [(kind, detail)] of gaps and duplicates."""
+        problems: list[tuple[str, str]] = []
+        offsets = position.get("offsets") or {}
+        epochs = position.get("epochs") or {}
+        epoch = int(epochs.get(topic, position.get("epoch", 0)) or 0)
+        end = offsets.get(topic)
+        if isinstance(end, int):
+            prev = self.next_offset.get((match, topic))
+            if prev is not None and prev[0] == epoch:
+                if end <= prev[1]:
+                    problems.append(("duplicate", f"{match} {topic} offset {end} <= {prev[1]}"))
+                elif strict and topic == "game.events" and end - len(evs) != prev[1]:
+                    kind = "gap" if end - len(evs) > prev[1] else "duplicate"
+                    problems.append((kind, f"{match} {topic} frame starts at "
+                                           f"{end - len(evs)}, expected {prev[1]}"))
+            self.next_offset[(match, topic)] = (epoch, end)
+        for ev in evs:
+            src, seq = ev.get("src"), ev.get("seq")
+            if not isinstance(src, str) or not isinstance(seq, int):
+                continue
+            kind = "pos" if ev.get("type") == "pos" else "event"
+            key = (match, src, kind)
+            last = self.seq.get(key)
+            self.seq[key] = max(seq, last or 0)
+            if last is None:
+                continue
+            if seq <= last:
+                problems.append(("duplicate", f"{match} {kind} seq {seq} after {last}"))
+            elif seq != last + 1 and kind == "event":
+                problems.append(("gap", f"{match} match events {last + 1}..{seq - 1} missing"))
+            elif seq != last + 1:
+                problems.append(("skipped", str(seq - last - 1)))
+        return problems
 
 
 @contextlib.contextmanager
