@@ -430,8 +430,9 @@ class JetStreamBus:
         last_error: BaseException | None,
     ) -> None:
         # A deleted stream also answers "no responders": tell the two apart.
+        # Bounded too: without quorum the STREAM.INFO would hang for its own timeout.
         with contextlib.suppress(EngineUnavailable, asyncio.TimeoutError):
-            await self._stream_info(state.topic)
+            await asyncio.wait_for(self._stream_info(state.topic), timeout=0.5)
         raise EngineUnavailable(
             f"{missing} of {total} records to {subject} not acknowledged within "
             f"{self.options.produce_timeout_ms} ms (no JetStream quorum or stream leader?): "
