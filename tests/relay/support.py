@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from gamebus.events import encode_event, match_event, position
 from relay.tokens import issue_token
 
-__all__ = ["SECRET", "Client", "kill", "pos", "token"]
+__all__ = ["SECRET", "Client", "RelayProcess", "kill", "pos", "token"]
 
 SECRET = "test-secret-for-relay-tests-0123456789"
 
@@ -88,3 +88,65 @@ class Client:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class RelayProcess:
+    """``python -m gamebus relay`` on free loopback ports, like tests.support.broker."""
+
+    def __init__(self, bus_url: str, log_dir: Any, *extra: str) -> None:
+        from tests.support.broker import free_port
+
+        self.bus_url, self.extra = bus_url, extra
+        self.port, self.http_port = free_port(), free_port()
+        self.log_path = log_dir / f"relay-{self.port}.log"
+        self.proc: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> RelayProcess:
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+        from pathlib import Path
+
+        repo = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "GAMEBUS_TEST_RELAY_SECRET": SECRET}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+        cmd = [sys.executable, "-m", "gamebus", "relay", "--bus", self.bus_url, "--port", str(self.port),
+               "--http-port", str(self.http_port), "--jwt-secret-env", "GAMEBUS_TEST_RELAY_SECRET",
+               "--log-level", "INFO", *self.extra]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=repo)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"relay exited {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=0.5) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("relay not healthy in 20 s")
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=2) as r:
+            return str(r.read().decode())
