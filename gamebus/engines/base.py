@@ -73,11 +73,25 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class ProduceResult:
+    """Where a produced batch landed.
+
+    ``offsets`` is empty when the records got consecutive offsets from
+    ``base_offset`` (the embedded broker, always). On JetStream an offset is
+    a stream sequence shared by all of a topic's partitions, so a batch's
+    records can be interleaved with other partitions' records; the engine
+    then lists every record's offset. :meth:`offset_of` covers both.
+    """
+
     topic: str
     partition: int
     epoch: int
     base_offset: int
     duplicate: bool = False
+    offsets: tuple[int, ...] = ()
+
+    def offset_of(self, index: int) -> int:
+        """The offset of record ``index`` of the produced batch."""
+        return self.offsets[index] if self.offsets else self.base_offset + index
 
 
 @dataclass(frozen=True, slots=True)

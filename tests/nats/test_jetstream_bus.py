@@ -149,9 +149,11 @@ async def test_retried_produce_with_the_same_sequence_is_acked_as_duplicate(
     assert first is not None and again is not None
     assert (first.duplicate, again.duplicate) == (False, True)
     assert again.base_offset == first.base_offset == 1
-    nxt = await bus.produce(topic, 0, [b"c"], acks="durable", producer_id=7, sequence=2)
-    assert nxt is not None and nxt.base_offset == 3
-    assert [r for _, r in records_with_offsets(await bus.fetch(topic, 0, 1))] == [b"a", b"b", b"c"]
+    # The SDK numbers batches, not records: the next batch is sequence 1.
+    nxt = await bus.produce(topic, 0, [b"c", b"d"], acks="durable", producer_id=7, sequence=1)
+    assert nxt is not None and (nxt.base_offset, nxt.duplicate) == (3, False)
+    stored = [r for _, r in records_with_offsets(await bus.fetch(topic, 0, 1))]
+    assert stored == [b"a", b"b", b"c", b"d"]
 
 
 async def test_acks_none_returns_nothing_and_the_record_still_arrives(
@@ -290,3 +292,15 @@ async def test_commit_and_committed_round_trip(bus: JetStreamBus, topic: str) ->
     assert await bus.committed("g1", topic, 0) == Position(5, 12)
     assert await bus.committed("g1", topic, 1) == Position(5, 3)
     assert await bus.committed("g2", topic, 0) is None
+
+
+async def test_produce_result_names_every_offset_when_partitions_interleave(
+    bus: JetStreamBus, topic: str
+) -> None:
+    await bus.create_topic(topic, partitions=2)
+    batches = [[f"p{p}r{i}".encode() for i in range(50)] for p in range(2)]
+    results = await asyncio.gather(*(bus.produce(topic, p, batches[p]) for p in range(2)))
+    for p, result in enumerate(results):
+        assert result is not None
+        stored = dict(records_with_offsets(await bus.fetch(topic, p, 1)))
+        assert {result.offset_of(i): r for i, r in enumerate(batches[p])} == stored

@@ -28,9 +28,10 @@ def test_description_round_trips_topic_and_partition_count() -> None:
     assert naming.parse_description(None) is None
 
 
-def test_msg_id_is_stable_per_producer_partition_and_sequence() -> None:
-    assert naming.msg_id(42, 3, 7) == "42:3:7"
-    assert naming.msg_id(42, 3, 7) != naming.msg_id(42, 4, 7)
+def test_msg_id_is_stable_and_unique_per_record_of_a_batch() -> None:
+    assert naming.msg_id(42, 3, 7, 0) == "42:3:7:0"
+    ids = {naming.msg_id(42, 3, seq, i) for seq in range(3) for i in range(3)}
+    assert len(ids) == 9  # batch-numbered sequences never collide across batches
 
 
 def test_epoch_is_creation_time_in_microseconds() -> None:

@@ -309,11 +309,11 @@ class JetStreamBus:
         if producer_id < 0 or sequence < 0:
             key = (topic, partition)
             sequence = self._anon_sequences.get(key, 0)
-            self._anon_sequences[key] = sequence + count
+            self._anon_sequences[key] = sequence + 1
             pid: int | str = self._anon_producer
         else:
             pid = producer_id
-        return [naming.msg_id(pid, partition, sequence + i) for i in range(count)]
+        return [naming.msg_id(pid, partition, sequence, i) for i in range(count)]
 
     async def produce(
         self,
@@ -356,6 +356,8 @@ class JetStreamBus:
             epoch=state.epoch,
             base_offset=seqs[0],
             duplicate=all(duplicates),
+            # Consecutive unless another partition's records landed in between.
+            offsets=() if seqs[-1] - seqs[0] == len(seqs) - 1 else tuple(seqs),
         )
 
     async def _publish_acked(

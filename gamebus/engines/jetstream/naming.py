@@ -106,14 +106,17 @@ def parse_description(description: str | None) -> tuple[str, int] | None:
     return m.group("topic"), int(m.group("partitions"))
 
 
-def msg_id(producer_id: int | str, partition: int, sequence: int) -> str:
-    """The ``Nats-Msg-Id`` of one record: stable across retries of the same produce.
+def msg_id(producer_id: int | str, partition: int, sequence: int, index: int) -> str:
+    """The ``Nats-Msg-Id`` of record ``index`` of the batch with ``sequence``.
 
-    JetStream drops a message whose id it has seen within the stream's
-    duplicate window and acks it with the original sequence, which is what
-    makes a retried produce idempotent.
+    Stable across retries of the same produce: JetStream drops a message
+    whose id it has seen within the stream's duplicate window and acks it
+    with the original sequence, which is what makes a retried produce
+    idempotent. The index is a separate field because the SDK numbers
+    *batches* (sequence + 1 per batch), so ``sequence + index`` would give
+    two different records the same id.
     """
-    return f"{producer_id}:{partition}:{sequence}"
+    return f"{producer_id}:{partition}:{sequence}:{index}"
 
 
 def epoch_from_created(created: datetime | None) -> int:
