@@ -81,6 +81,11 @@ _FOV_HALF_DEG: Final = 60.0  # humans notice enemies inside this half-angle
 _NEAR_M: Final = 6.0  # ... or this close (footsteps)
 _SOUND_RATE_HZ: Final = 0.8  # ... or, behind them, at this rate
 _STRAFE_FLIP_HZ: Final = 1.5
+_SPOT_M: Final = 30.0  # an enemy in view nearer than this is noticed at once
+_SPOT_RATE_HZ: Final = 20.0  # ... farther, at this rate, fading with distance
+_SPOT_FADE_M: Final = 12.0
+_BURST_MAX: Final = 5  # shots in a burst before a pause to let the spread recover
+_BURST_PAUSE_MS: Final = 300.0
 
 
 @dataclass(slots=True)
@@ -95,6 +100,11 @@ class MatchRecording:
     events: list[dict[str, Any]]
     labels: list[CheaterLabel]
     players: list[PlayerProfile] = field(default_factory=list)
+
+    @property
+    def profiles(self) -> list[PlayerProfile]:
+        """The players' profiles (ground truth: skill, ping); same as ``players``."""
+        return self.players
 
     def side_record(self) -> dict[str, Any]:
         """What the labels file holds for this match (never published)."""
@@ -345,6 +355,17 @@ class MatchSimulator:
                     out.append(self._ev("leave", t, player=p.player, reason="match_end"))
             yield round(t), out
 
+    def recording(self, events: list[dict[str, Any]]) -> MatchRecording:
+        """A :class:`MatchRecording` of this match holding ``events``."""
+        return MatchRecording(
+            match=self.match_id, seed=self.seed, map=self.map_name, start_ts_ms=self.start_ts_ms,
+            end_ts_ms=self.end_ts_ms, events=events, labels=self.labels, players=self.profiles,
+        )
+
+    def side_record(self) -> dict[str, Any]:
+        """The labels-file record of this match (known before it is played)."""
+        return self.recording([]).side_record()
+
     def events(self) -> Iterator[dict[str, Any]]:
         """Every event of the match in ``ts`` order."""
         for _, evs in self.ticks():
@@ -531,8 +552,19 @@ class MatchSimulator:
         else:
             p = self.bodies.pos
             for off, j in offs:
-                near = math.hypot(p[j, 0] - p[i, 0], p[j, 1] - p[i, 1]) < _NEAR_M
-                if off <= _FOV_HALF_DEG or near or rng.random() < p_sound:
+                dist = math.hypot(p[j, 0] - p[i, 0], p[j, 1] - p[i, 1])
+                if dist < _NEAR_M:
+                    chosen = j
+                    break
+                if off > _FOV_HALF_DEG:
+                    if rng.random() < p_sound:
+                        chosen = j
+                        break
+                    continue
+                # In view: seen at once when close, with growing odds over time when far.
+                if dist <= _SPOT_M or rng.random() < 1.0 - math.exp(
+                    -_SPOT_RATE_HZ * math.exp(-(dist - _SPOT_M) / _SPOT_FADE_M) * self.dt_s
+                ):
                     chosen = j
                     break
         if chosen < 0:
@@ -618,10 +650,13 @@ class MatchSimulator:
             yaw, pitch, hd = self._angles_to(i, j, CHEST_HEIGHT_M)
             err = math.hypot((self.aim.yaw[i] - yaw + 180.0) % 360.0 - 180.0, self.aim.pitch[i] - pitch)
             tol = params.fire_tol * target_width_deg(PLAYER_RADIUS_M, hd) / 2.0
-            if err > tol and t - self.settle_at[i] < 700.0:
+            if err > tol and (t - self.settle_at[i] < 700.0 or err > 2.5 * tol):
                 continue
             ts = min(max(ready, float(self.next_fire[i]), t_prev + 1.0), t)
             self._shoot(i, j, ts, out)
+            if self.burst[i] >= _BURST_MAX + (i % 3):
+                self.burst[i] = 0
+                self.next_fire[i] = ts + _BURST_PAUSE_MS * (0.8 + 0.4 * self.rng.random())
 
     def _crosshair_on(self, i: int, j: int) -> bool:
         p = self.bodies.pos
@@ -702,8 +737,4 @@ def simulate_match(
         duration_s=duration_s, start_ts_ms=start_ts_ms, cheat_kinds=cheat_kinds,
         intensity=intensity, map_name=map_name, round_s=round_s, closet_share=closet_share,
     )
-    events = list(sim.events())
-    return MatchRecording(
-        match=match_id, seed=seed, map=sim.map_name, start_ts_ms=sim.start_ts_ms,
-        end_ts_ms=sim.end_ts_ms, events=events, labels=sim.labels, players=sim.profiles,
-    )
+    return sim.recording(list(sim.events()))

@@ -41,17 +41,17 @@ class Weapon:
 WEAPONS: Final[dict[str, Weapon]] = {
     w.name: w
     for w in (
-        Weapon("rifle", 100.0, 30.0, 115.0, 0.30, 450.0),
-        Weapon("smg", 75.0, 22.0, 70.0, 0.50, 350.0),
-        Weapon("pistol", 180.0, 26.0, 100.0, 0.35, 250.0),
-        Weapon("sniper", 1250.0, 95.0, 250.0, 0.05, 600.0),
+        Weapon("rifle", 100.0, 30.0, 115.0, 0.12, 450.0),
+        Weapon("smg", 75.0, 22.0, 70.0, 0.25, 350.0),
+        Weapon("pistol", 180.0, 26.0, 100.0, 0.15, 250.0),
+        Weapon("sniper", 1250.0, 95.0, 250.0, 0.02, 600.0),
     )
 }
 
 
 def spread_sd_deg(weapon: Weapon, *, speed_frac: float, airborne: bool, burst: int) -> float:
     """Standard deviation of the random deviation of one shot, in degrees."""
-    sd = weapon.spread_deg + 1.2 * speed_frac * speed_frac + 0.12 * min(burst, 8)
+    sd = weapon.spread_deg + 0.8 * speed_frac * speed_frac + 0.1 * min(burst, 8)
     return sd + (2.0 if airborne else 0.0)
 
 

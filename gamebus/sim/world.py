@@ -174,7 +174,7 @@ class GameMap:
             & (x < w[:, 3] + radius_m)
             & (y > w[:, 1] - radius_m)
             & (y < w[:, 4] + radius_m)
-        ).any(axis=1)
+        ).any(axis=1) if len(w) else np.zeros(len(xy), dtype=np.bool_)
         off = (
             (xy[:, 0] < radius_m)
             | (xy[:, 0] > self.size_x_m - radius_m)
@@ -196,20 +196,20 @@ def _crate(x: float, y: float, size: float = 2.0) -> Box:
 _WAREHOUSE = _arena(
     "warehouse",
     [
-        Box(20, 30, 22, 70),  # two long shelves split the hall in three lanes
-        Box(78, 30, 80, 70),
-        Box(40, 10, 60, 12),
-        Box(40, 88, 60, 90),
-        Box(45, 45, 55, 55),  # central block
-        _crate(30, 20),
-        _crate(68, 78),
-        _crate(30, 76),
-        _crate(66, 20),
-        _crate(10, 49),
-        _crate(88, 49),
+        # rows of shelves with gaps: long lanes north-south, short sightlines across
+        Box(16, 10, 18, 42), Box(16, 52, 18, 90),
+        Box(32, 20, 34, 48), Box(32, 58, 34, 100),
+        Box(48, 0, 52, 30), Box(48, 40, 52, 60), Box(48, 70, 52, 100),
+        Box(66, 0, 68, 42), Box(66, 52, 68, 80),
+        Box(82, 10, 84, 48), Box(82, 58, 84, 90),
+        # cross walls and crates
+        Box(20, 48, 30, 50), Box(70, 50, 80, 52),
+        Box(36, 34, 46, 36), Box(54, 64, 64, 66),
+        _crate(24, 20), _crate(24, 74), _crate(40, 60), _crate(58, 20),
+        _crate(74, 30), _crate(74, 70), _crate(8, 46), _crate(90, 52),
     ],
-    [(5, 5, 0), (5, 95, 0), (6, 46, 0), (5, 20, 0), (5, 80, 0),
-     (95, 5, 0), (95, 95, 0), (94, 54, 0), (95, 20, 0), (95, 80, 0)],
+    [(5, 5, 0), (5, 95, 0), (6, 40, 0), (5, 20, 0), (5, 80, 0),
+     (95, 5, 0), (95, 95, 0), (94, 60, 0), (95, 20, 0), (95, 80, 0)],
 )
 
 _COURTYARD = _arena(
@@ -218,16 +218,17 @@ _COURTYARD = _arena(
         Box(35, 35, 65, 40),  # a U-shaped building in the middle
         Box(35, 60, 65, 65),
         Box(35, 40, 40, 52),
-        Box(15, 15, 18, 18),  # pillars
-        Box(82, 15, 85, 18),
-        Box(15, 82, 18, 85),
-        Box(82, 82, 85, 85),
-        _crate(48, 48),
-        _crate(25, 50),
-        _crate(73, 50),
+        # houses around the yard
+        Box(12, 12, 24, 24), Box(76, 12, 88, 24), Box(12, 76, 24, 88), Box(76, 76, 88, 88),
+        Box(44, 8, 56, 18), Box(44, 82, 56, 92),
+        Box(8, 44, 18, 56), Box(82, 44, 92, 56),
+        Box(26, 30, 29, 45), Box(71, 55, 74, 70),
+        Box(26, 62, 34, 65), Box(66, 35, 74, 38),
+        _crate(48, 48), _crate(25, 50), _crate(73, 48),
+        _crate(30, 8), _crate(68, 90), _crate(60, 26), _crate(38, 72),
     ],
-    [(5, 5, 0), (5, 95, 0), (5, 50, 0), (50, 5, 0), (25, 5, 0),
-     (95, 95, 0), (95, 5, 0), (95, 50, 0), (50, 95, 0), (75, 95, 0)],
+    [(4, 4, 0), (4, 96, 0), (4, 35, 0), (4, 65, 0), (30, 4, 0),
+     (96, 96, 0), (96, 4, 0), (96, 35, 0), (96, 65, 0), (70, 96, 0)],
 )
 
 _CANYON = _arena(
@@ -239,9 +240,12 @@ _CANYON = _arena(
         Box(67, 0, 70, 17),
         Box(67, 25, 70, 52),
         Box(67, 60, 70, 100),
-        _crate(48, 30),
-        _crate(50, 66),
-        _crate(45, 50, 3.0),
+        # boulders in the valley and on both banks
+        Box(40, 10, 46, 16), Box(54, 22, 60, 28), Box(40, 38, 47, 44), Box(53, 50, 60, 56),
+        Box(40, 64, 46, 70), Box(54, 78, 60, 84), Box(42, 88, 48, 94),
+        Box(12, 20, 18, 26), Box(14, 55, 20, 61), Box(10, 80, 16, 86),
+        Box(82, 14, 88, 20), Box(80, 40, 86, 46), Box(84, 70, 90, 76),
+        _crate(48, 30), _crate(50, 72), _crate(45, 58, 3.0), _crate(22, 40), _crate(76, 60),
     ],
     [(5, 10, 0), (5, 30, 0), (5, 50, 0), (5, 70, 0), (5, 90, 0),
      (95, 10, 0), (95, 30, 0), (95, 50, 0), (95, 70, 0), (95, 90, 0)],
@@ -278,6 +282,25 @@ def line_of_sight_many(world_or_map: GameMap | str, a: FloatArray, b: FloatArray
     walls = game_map.walls_array
     if len(walls) == 0 or len(a) == 0:
         return np.ones(len(a), dtype=np.bool_)
+    # Walls entirely below every segment cannot block; walls spanning the
+    # whole height range of the batch block exactly when the ground-plane
+    # projection crosses them (a 2-D test); only the rest need the 3-D test.
+    zmin = min(float(a[:, 2].min()), float(b[:, 2].min()))
+    zmax = max(float(a[:, 2].max()), float(b[:, 2].max()))
+    relevant = walls[:, 5] > zmin
+    spanning = relevant & (walls[:, 2] <= zmin) & (walls[:, 5] >= zmax)
+    partial = relevant & ~spanning
+    blocked = np.zeros(len(a), dtype=np.bool_)
+    if spanning.any():
+        blocked |= _slab_blocked(a, b, walls[spanning], axes=2)
+    if partial.any():
+        blocked |= _slab_blocked(a, b, walls[partial], axes=3)
+    result: BoolArray = np.logical_not(blocked)
+    return result
+
+
+def _slab_blocked(a: FloatArray, b: FloatArray, walls: FloatArray, *, axes: int) -> BoolArray:
+    """Whether each segment ``a -> b`` enters one of ``walls`` (slab test on ``axes`` axes)."""
     d = b - a
     # A zero direction component becomes a tiny one: the slab interval is then
     # (-huge, huge) inside the slab and empty outside, without special cases.
@@ -285,7 +308,7 @@ def line_of_sight_many(world_or_map: GameMap | str, a: FloatArray, b: FloatArray
     inv = 1.0 / d
     enter: FloatArray | None = None
     leave: FloatArray | None = None
-    for k in range(3):  # per axis on (n, w) arrays: reducing a size-3 axis is slow
+    for k in range(axes):  # per axis on (n, w) arrays: reducing a size-3 axis is slow
         t1 = (walls[None, :, k] - a[:, k : k + 1]) * inv[:, k : k + 1]
         t2 = (walls[None, :, k + 3] - a[:, k : k + 1]) * inv[:, k : k + 1]
         lo, hi = np.minimum(t1, t2), np.maximum(t1, t2)
@@ -293,8 +316,8 @@ def line_of_sight_many(world_or_map: GameMap | str, a: FloatArray, b: FloatArray
         leave = hi if leave is None else np.minimum(leave, hi)
     assert enter is not None and leave is not None
     eps = 1e-9
-    blocked = (enter < leave - eps) & (leave > eps) & (enter < 1.0 - eps)
-    result: BoolArray = np.logical_not(blocked.any(axis=1))
+    hit = (enter < leave - eps) & (leave > eps) & (enter < 1.0 - eps)
+    result: BoolArray = np.any(hit, axis=1)
     return result
 
 

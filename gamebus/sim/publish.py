@@ -1,0 +1,166 @@
+"""Publish simulated matches through the SDK, as game servers would.
+
+Each match runs as its own task, stepping its simulator and, in real time,
+sleeping until each tick's timestamp comes round on the wall clock; the
+matches of one run interleave on the bus like the servers of a fleet.
+
+- Positions go to ``game.positions`` with ``send_nowait`` (fire-and-forget,
+  ``memory`` acks): the tick loop never waits for the bus, and when the
+  producer's buffer is full the SDK drops the oldest position (newer ones
+  supersede it).
+- Match events go to ``game.events`` with ``await send(..., acks="durable")``
+  one after the other from a per-match sender task, so they are never
+  reordered within a match and a slow durable ack delays only the event
+  stream, never the positions or the tick clock.
+
+Everything is keyed by the match id. Labels are handed to ``on_start`` (the
+CLI writes them to the side file); they never reach the producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC
+from gamebus.sim.match import MatchSimulator
+
+__all__ = ["MatchFactory", "ProducerLike", "PublishStats", "publish_matches"]
+
+
+class ProducerLike(Protocol):
+    """The part of :class:`gamebus.Producer` the publisher uses."""
+
+    def send_nowait(self, topic: str, event: Mapping[str, Any], *, key: str | None = None) -> None: ...
+
+    async def send(
+        self, topic: str, event: Mapping[str, Any], *, key: str | None = None, acks: Any = None
+    ) -> Any: ...
+
+    async def flush(self) -> None: ...
+
+
+#: ``factory(index, start_ts_ms)`` builds match number ``index`` starting at that time.
+MatchFactory = Callable[[int, int], MatchSimulator]
+
+
+@dataclass(slots=True)
+class PublishStats:
+    """What a run published; ``max_lag_ms`` is the worst delay of a tick behind its ``ts``."""
+
+    matches: int = 0
+    positions: int = 0
+    match_events: int = 0
+    max_lag_ms: float = 0.0
+
+
+async def _send_events(
+    producer: ProducerLike, match: str, queue: asyncio.Queue[dict[str, Any] | None], stats: PublishStats
+) -> None:
+    while True:
+        event = await queue.get()
+        if event is None:
+            return
+        await producer.send(EVENTS_TOPIC, event, key=match, acks="durable")
+        stats.match_events += 1
+
+
+async def _play(
+    producer: ProducerLike,
+    sim: MatchSimulator,
+    stats: PublishStats,
+    *,
+    realtime: bool,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    match = sim.match_id
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    sender = asyncio.ensure_future(_send_events(producer, match, queue, stats))
+    wall0 = clock()
+    try:
+        for n, (ts, events) in enumerate(sim.ticks()):
+            if realtime:
+                due = wall0 + (ts - sim.start_ts_ms) / 1000.0
+                delay = due - clock()
+                if delay > 0:
+                    await sleep(delay)
+                else:
+                    stats.max_lag_ms = max(stats.max_lag_ms, -delay * 1000.0)
+            elif n % 8 == 0:
+                await sleep(0)  # let the producer and the other matches run
+            for event in events:
+                if event["type"] == "pos":
+                    producer.send_nowait(POSITIONS_TOPIC, event, key=match)
+                    stats.positions += 1
+                else:
+                    queue.put_nowait(event)
+            if sender.done():  # a failed durable send ends the match with its error
+                sender.result()
+        queue.put_nowait(None)
+        await sender
+    finally:
+        if not sender.done():
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+    stats.matches += 1
+
+
+async def publish_matches(
+    producer: ProducerLike,
+    factory: MatchFactory,
+    *,
+    concurrent: int,
+    total: int | None,
+    realtime: bool = True,
+    on_start: Callable[[MatchSimulator], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> PublishStats:
+    """Play ``total`` matches (None: forever), ``concurrent`` at a time.
+
+    When a match ends the next one starts, so a ``--loop`` demo keeps
+    ``concurrent`` matches running. Returns after the last match is flushed.
+    """
+    stats = PublishStats()
+    next_index = 0
+    running: set[asyncio.Task[None]] = set()
+
+    def start_one() -> None:
+        nonlocal next_index
+        sim = factory(next_index, int(clock() * 1000))
+        next_index += 1
+        if on_start is not None:
+            on_start(sim)
+        task = asyncio.ensure_future(
+            _play(producer, sim, stats, realtime=realtime, clock=clock, sleep=sleep)
+        )
+        running.add(task)
+
+    try:
+        while total is None or next_index < total:
+            if len(running) < concurrent:
+                start_one()
+                continue
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                running.discard(task)
+                task.result()
+        while running:
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                running.discard(task)
+                task.result()
+        await producer.flush()
+    finally:
+        for task in running:
+            task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    return stats
