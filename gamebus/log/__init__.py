@@ -35,6 +35,7 @@ from gamebus.log.batch import (
     decode_batches,
     decode_records,
     encode_batch,
+    encode_header,
     encode_records,
     read_header,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "decode_batches",
     "decode_records",
     "encode_batch",
+    "encode_header",
     "encode_records",
     "read_header",
 ]
