@@ -29,7 +29,17 @@ def build_admin_app(broker: Broker) -> web.Application:
     async def topics(request: web.Request) -> web.Response:
         return web.json_response(topics_view(broker))
 
+    async def memory(request: web.Request) -> web.Response:
+        """Top allocations, only when started with PYTHONTRACEMALLOC (debugging)."""
+        import tracemalloc
+
+        if not tracemalloc.is_tracing():
+            raise web.HTTPNotFound(text="start the broker with PYTHONTRACEMALLOC=1")
+        stats = tracemalloc.take_snapshot().statistics("lineno")[:25]
+        return web.Response(text="\n".join(str(s) for s in stats))
+
     app = web.Application()
+    app.router.add_get("/debug/memory", memory)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/topics", topics)

@@ -53,6 +53,7 @@ class Broker:
             self.metrics,
             linger_ms=config.flush_interval_ms,
             flush_bytes=config.flush_bytes,
+            max_unflushed_bytes=config.limits.max_unflushed_bytes,
         )
         self.groups = GroupCoordinator(self.partitions_of)
         self.dispatch = Dispatcher(self)

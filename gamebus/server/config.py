@@ -14,6 +14,7 @@ sections; every key has a default, so an empty file is valid::
     max_records_per_batch = 100000
     max_connections = 1024
     max_subscriptions_per_connection = 256
+    max_unflushed_bytes = 16777216
 
     [[tokens]]                    # any token section turns auth on
     token = "s3cret-game-server"
@@ -50,6 +51,9 @@ class Limits:
     #: Bytes a connection may have queued for sending before the broker
     #: stops reading its requests (answers then wait, memory stays bounded).
     max_pending_write_bytes: int = 16 * 1024 * 1024
+    #: Bytes appended but not yet written to segments, over all partitions;
+    #: past it producers are paused until the flusher catches up.
+    max_unflushed_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

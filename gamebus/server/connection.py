@@ -63,6 +63,7 @@ class Connection(asyncio.Protocol):
         self._flush_scheduled = False
         self._paused_writing = False
         self._reading_paused = False
+        self._held = False
         self.closing = False
         self._loop = asyncio.get_running_loop()
 
@@ -71,7 +72,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.peer = transport.get_extra_info("peername")
-        transport.set_write_buffer_limits(high=self.max_pending_write_bytes // 2)
+        self.transport.set_write_buffer_limits(high=self.max_pending_write_bytes // 2)
         if not self._on_open(self):
             self.close_after_flush()
 
@@ -129,10 +130,22 @@ class Connection(asyncio.Protocol):
     def count_out(self, topic: str, batches: int, nbytes: int) -> None:
         self._count_out(topic, batches, nbytes)
 
+    def pause_reading(self) -> bool:
+        """Stop reading requests (write-behind backpressure); False if already paused."""
+        if self._held or self.closing:
+            return False
+        self._held = True
+        self._update_reading()
+        return True
+
+    def resume_reading(self) -> None:
+        self._held = False
+        self._update_reading()
+
     def _update_reading(self) -> None:
         if self.transport is None or self.closing:
             return
-        should_pause = self._paused_writing
+        should_pause = self._paused_writing or self._held
         if should_pause and not self._reading_paused:
             self.transport.pause_reading()
             self._reading_paused = True

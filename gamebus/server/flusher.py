@@ -42,12 +42,18 @@ class Flusher:
         linger_ms: float = 0.0,
         idle_interval_ms: float = 200.0,
         flush_bytes: int = 1 << 20,
+        max_unflushed_bytes: int = 16 << 20,
     ) -> None:
         self.metrics = metrics
         self.linger_s = linger_ms / 1000
         self.idle_interval_s = idle_interval_ms / 1000
         self.flush_bytes = flush_bytes
         self.pending_bytes = 0
+        #: Appended but not yet written, over every partition; past
+        #: ``max_unflushed_bytes`` producers are paused until a flush lands.
+        self.unflushed_bytes = 0
+        self.max_unflushed_bytes = max_unflushed_bytes
+        self._blocked: list[Callable[[], None]] = []
         self._dirty: dict[PartitionState, None] = {}
         self._urgent = asyncio.Event()
         self._stopping = False
@@ -58,8 +64,18 @@ class Flusher:
         """``pstate`` has unwritten appends."""
         self._dirty[pstate] = None
         self.pending_bytes += nbytes
+        self.unflushed_bytes += nbytes
         if self.pending_bytes >= self.flush_bytes:
             self._urgent.set()
+
+    @property
+    def over_limit(self) -> bool:
+        return self.unflushed_bytes > self.max_unflushed_bytes
+
+    def block_until_flushed(self, resume: Callable[[], None]) -> None:
+        """Call ``resume`` once unflushed bytes are back under the limit."""
+        self._blocked.append(resume)
+        self._urgent.set()
 
     def wait_durable(self, pstate: PartitionState, end_offset: int, callback: DurableCallback) -> None:
         """Call ``callback`` once everything below ``end_offset`` is durable."""
@@ -114,13 +130,21 @@ class Flusher:
                 _release(pstate.waiters, durable, None)
                 if pstate.has_unflushed or pstate.waiters:
                     self._dirty[pstate] = None
-        if any(p.waiters for p in self._dirty):
+        self.unflushed_bytes = sum(p.log.pending_bytes for p in self._dirty)
+        if self._blocked and not self.over_limit:
+            blocked, self._blocked = self._blocked, []
+            for resume in blocked:
+                resume()
+        if self.over_limit or any(p.waiters for p in self._dirty):
             self._urgent.set()
 
     async def stop(self) -> None:
         """Final flush of everything (graceful shutdown)."""
         self._stopping = True
         self._urgent.set()
+        for resume in self._blocked:
+            resume()
+        self._blocked.clear()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.flush_once()

@@ -24,6 +24,7 @@ from gamebus.errors import (
     ProtocolError,
     UnknownTopic,
 )
+from gamebus.log.batch import HEADER_BYTES
 from gamebus.protocol import (
     ACKS,
     PROTOCOL_VERSION,
@@ -161,8 +162,12 @@ class Dispatcher:
             m.duplicates.inc()
         else:
             self.b.count_in(topic, count, len(records))
-            self.b.flusher.mark(pstate, len(records))
+            flusher = self.b.flusher
+            flusher.mark(pstate, len(records) + HEADER_BYTES)
             self.b.hub.on_append(pstate, result.base_offset, result.batch, result.next_offset)
+            if flusher.over_limit and conn.pause_reading():
+                # Write-behind is behind: stop reading this producer until it catches up.
+                flusher.block_until_flushed(conn.resume_reading)
         reply = {"base_offset": result.base_offset, "epoch": result.epoch, "duplicate": result.duplicate}
         if acks == "durable":
             rid = frame.id
