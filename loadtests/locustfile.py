@@ -93,11 +93,10 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, POSITIONS_TOPIC  # noqa: E402
-from gamebus.partitioning import partition_for_key  # noqa: E402
 from loadtests import shapes  # noqa: E402
-from loadtests.bench.common import StreamChecker  # noqa: E402
+from loadtests.bench.common import StreamChecker, match_ids, owned_partitions  # noqa: E402
 
-__all__ = ["Analyst", "GameServer", "Player", "Spectator", "match_ids"]
+__all__ = ["Analyst", "GameServer", "Player", "Spectator"]
 
 sys.setswitchinterval(0.001)
 
@@ -147,26 +146,6 @@ def _options(parser: Any) -> None:
                    default=60.0, help="length of a shape")
 
 
-def match_ids(run_id: str, count: int, partitions: int) -> list[str]:
-    """``count`` match ids, each in its own partition while that is possible.
-
-    Deterministic, so master and workers agree; owning a partition lets a
-    client check offsets exactly (a frame starts where the last one ended).
-    """
-    ids: list[str] = []
-    used: set[int] = set()
-    for k in itertools.count():
-        if len(ids) == count:
-            return ids
-        candidate = f"{run_id}-m{k}"
-        part = partition_for_key(candidate, partitions)
-        if part in used and len(used) < partitions and k < 1000 * (count + 1):
-            continue
-        used.add(part)
-        ids.append(candidate)
-    return ids
-
-
 class _Config:
     """The parsed options as typed attributes, set once per process at init."""
 
@@ -208,8 +187,7 @@ def _configure(environment: Environment) -> None:
         opts.strict_offsets)
     c.relay_format = getattr(opts, "relay_format", "msgpack") or "msgpack"
     c.matches = match_ids(opts.run_id, opts.matches, opts.partitions)
-    parts = collections.Counter(partition_for_key(m, opts.partitions) for m in c.matches)
-    c.owned_partition = {m for m in c.matches if parts[partition_for_key(m, opts.partitions)] == 1}
+    c.owned_partition = owned_partitions(c.matches, opts.partitions)
     GameServer.fixed_count = opts.matches
 
 

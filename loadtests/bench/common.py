@@ -57,8 +57,10 @@ __all__ = [
     "free_port",
     "machine_info",
     "markdown_table",
+    "match_ids",
     "median_spread",
     "nats_server",
+    "owned_partitions",
     "percentile",
     "percentiles",
     "redis_server",
@@ -304,7 +306,7 @@ class ProcessSampler:
 
         now = time.monotonic() - self._t0
         for name, procs in list(self._procs.items()):
-            cpu, rss = 0.0, 0
+            cpu, rss, seen = 0.0, 0, False
             for p in procs:
                 targets = [p]
                 if self.include_children:
@@ -314,7 +316,8 @@ class ProcessSampler:
                     with contextlib.suppress(psutil.Error):
                         cpu += t.cpu_percent(None)
                         rss += t.memory_info().rss
-            if not prime:
+                        seen = True
+            if not prime and seen:
                 self.samples[name].append((now, cpu, rss))
 
     def _run(self) -> None:
@@ -455,6 +458,39 @@ class StreamChecker:
             elif seq != last + 1:
                 problems.append(("skipped", str(seq - last - 1)))
         return problems
+
+
+def match_ids(prefix: str, count: int, partitions: int) -> list[str]:
+    """``count`` match ids, each in its own partition while that is possible.
+
+    Deterministic (master and workers of a distributed run agree). A match
+    that owns its partition lets a client check offsets exactly: each
+    ``game.events`` frame starts where the previous one ended.
+    """
+    from gamebus.partitioning import partition_for_key
+
+    ids: list[str] = []
+    used: set[int] = set()
+    k = 0
+    while len(ids) < count:
+        candidate = f"{prefix}-m{k}"
+        k += 1
+        part = partition_for_key(candidate, partitions)
+        if part in used and len(used) < partitions and k < 1000 * (count + 1):
+            continue
+        used.add(part)
+        ids.append(candidate)
+    return ids
+
+
+def owned_partitions(ids: Sequence[str], partitions: int) -> set[str]:
+    """The ids among ``ids`` whose partition no other id shares."""
+    from collections import Counter
+
+    from gamebus.partitioning import partition_for_key
+
+    parts = Counter(partition_for_key(m, partitions) for m in ids)
+    return {m for m in ids if parts[partition_for_key(m, partitions)] == 1}
 
 
 @contextlib.contextmanager
