@@ -37,6 +37,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ping-interval-s", type=float, default=20.0)
     p.add_argument("--high-water-bytes", type=int, default=256 * 1024)
     p.add_argument("--max-queued-events", type=int, default=2_048)
+    p.add_argument("--socket-send-buffer-bytes", type=int, default=128 * 1024,
+                   help="SO_SNDBUF per client (0: leave the kernel's autotuning)")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(func=_run)
 
@@ -65,6 +67,7 @@ def build_config(args: argparse.Namespace) -> Any:
         idle_timeout_s=args.idle_timeout_s,
         ping_interval_s=args.ping_interval_s or None,
         ping_timeout_s=args.ping_interval_s or None,
+        socket_send_buffer_bytes=args.socket_send_buffer_bytes or None,
         queue=QueueConfig(high_water_bytes=args.high_water_bytes, max_queued_events=args.max_queued_events),
     )
 

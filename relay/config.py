@@ -43,3 +43,8 @@ class RelayConfig:
     #: A resume that would replay more match records than this reports a gap.
     replay_max_records: int = 100_000
     queue: QueueConfig = field(default_factory=QueueConfig)
+    #: SO_SNDBUF per client socket (the kernel doubles it). Without a bound,
+    #: send-buffer autotuning lets the kernel hold megabytes of stale
+    #: positions for a stalled client before the relay sees any backpressure,
+    #: so conflation and the 4009 bound would start far too late.
+    socket_send_buffer_bytes: int | None = 128 * 1024

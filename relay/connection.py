@@ -84,6 +84,7 @@ class ClientConnection:
         #: (match, topic) -> (epoch, next offset) of the last frame written.
         self.sent: dict[tuple[str, str], tuple[int, int]] = {}
         self.closing = False
+        self._conflated_seen = 0
         self._drainer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         transport = ws.transport
@@ -99,8 +100,12 @@ class ClientConnection:
             if self.queue.admit(frame, self._buffered()):
                 self._write(frame.data)
                 self._track(frame)
-            elif self._drainer is None:
-                self._drainer = asyncio.create_task(self._drain(), name=f"drain client {self.id}")
+            else:
+                if self.queue.conflated != self._conflated_seen:
+                    self.metrics.conflated.inc(self.queue.conflated - self._conflated_seen)
+                    self._conflated_seen = self.queue.conflated
+                if self._drainer is None:
+                    self._drainer = asyncio.create_task(self._drain(), name=f"drain client {self.id}")
         except TooSlow:
             self.close_slow(frame.match)
 
@@ -142,19 +147,19 @@ class ClientConnection:
         )
 
     async def _drain(self) -> None:
-        conflated_before = self.queue.conflated
         try:
             while not self.closing:
                 item = self.queue.pop()
                 if item is None:
                     break
                 data = item.data if isinstance(item, Frame) else self._encode_flush(item)
-                await self.ws.send(data, text=self.text)
+                # Tracked first: send() writes at once and only then awaits the
+                # drain, where a close may cancel it with the frame already out.
                 self._track(item)
+                await self.ws.send(data, text=self.text)
         except ConnectionClosed:
             pass
         finally:
-            self.metrics.conflated.inc(self.queue.conflated - conflated_before)
             self._drainer = None
 
     # -- closing -------------------------------------------------------------

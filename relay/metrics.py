@@ -27,8 +27,8 @@ class RelayMetrics:
         self.bus_subscriptions = Gauge(
             "gamebus_relay_bus_subscriptions", "Bus partitions this relay reads", registry=r
         )
-        self.frames_out = Counter("gamebus_relay_frames_out", "Frames written to clients", registry=r)
-        self.bytes_out = Counter("gamebus_relay_bytes_out", "Bytes written to clients", registry=r)
+        self.frames_out = Counter("gamebus_relay_frames_out", "Frames handed to clients (written at once or queued)", registry=r)
+        self.bytes_out = Counter("gamebus_relay_bytes_out", "Bytes handed to clients (written at once or queued)", registry=r)
         self.frames_encoded = Counter(
             "gamebus_relay_frames_encoded", "Frames encoded (once per distinct filter)", registry=r
         )

@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import logging
 import signal
+import socket
 import time
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -194,6 +195,7 @@ class Relay:
             await ws.close(CLOSE_RATE_LIMIT, "too many connections")
             return
         client: ClientConnection | None = None
+        self._bound_kernel_buffer(ws)
         try:
             request = ws.request
             assert request is not None
@@ -226,6 +228,13 @@ class Relay:
                 if self.clients.pop(client.id, None) is not None:
                     self.metrics.clients.dec()
             self._connections.close(peer)
+
+    def _bound_kernel_buffer(self, ws: ServerConnection) -> None:
+        size = self.config.socket_send_buffer_bytes
+        sock = ws.transport.get_extra_info("socket")
+        if size is not None and sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     async def _serve_client(self, client: ClientConnection) -> None:
         ws = client.ws
