@@ -25,6 +25,7 @@ offset, so a reader never sees bytes the writer is still producing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import struct
@@ -143,8 +144,9 @@ class Partition:
         is_new = not bases and not os.path.exists(os.path.join(directory, "epochs"))
         history = EpochHistory.load(directory)
         marker = os.path.join(directory, _CLEAN_MARKER)
-        clean_end = _read_marker(marker)
-        clean = is_new or clean_end is not None
+        shutdown = _read_marker(marker)
+        clean_end = None if shutdown is None else shutdown.next_offset
+        clean = is_new or shutdown is not None
         segments: list[Segment] = []
         cut = False
         for i, base in enumerate(bases):
@@ -158,12 +160,16 @@ class Partition:
         next_offset = segments[-1].next_offset if segments else history.entries[-1][1]
         if clean_end is not None and clean_end != next_offset:
             cut = True
-        producers, max_epoch = _rebuild_producers(segments)
+        if shutdown is not None and shutdown.producers is not None and not cut:
+            # the clean shutdown saved the state: no need to read every header
+            producers, max_epoch = shutdown.producers, shutdown.epoch
+        else:
+            producers, max_epoch = _rebuild_producers(segments)
         if is_new:
             history.save()
         elif not clean or cut or max_epoch > history.current:
             history.bump(at_least=max_epoch, start_offset=next_offset)
-        if clean_end is not None:
+        if os.path.exists(marker):  # from now on a crash must look unclean
             os.unlink(marker)
             fsync_dir(directory)
         return cls(
@@ -530,11 +536,10 @@ class Partition:
         self._closed = True
         for seg in self._segments:
             seg.close()
-        marker = os.path.join(self.directory, _CLEAN_MARKER)
-        with open(marker, "w", encoding="ascii") as f:
-            f.write(f"{self._next_offset}\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _write_marker(
+            os.path.join(self.directory, _CLEAN_MARKER),
+            _Shutdown(self._next_offset, self._epoch, self._producers),
+        )
         fsync_dir(self.directory)
 
 
@@ -542,13 +547,36 @@ def _base_offset(seg: Segment) -> int:
     return seg.base_offset
 
 
-def _read_marker(path: str) -> int | None:
+class _Shutdown(NamedTuple):
+    """What a clean close leaves in the marker file (JSON)."""
+
+    next_offset: int
+    epoch: int
+    producers: ProducerState | None
+
+
+def _write_marker(path: str, shutdown: _Shutdown) -> None:
+    producers = shutdown.producers.to_json() if shutdown.producers is not None else None
+    data = {"next_offset": shutdown.next_offset, "epoch": shutdown.epoch, "producers": producers}
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, separators=(",", ":"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_marker(path: str) -> _Shutdown | None:
+    """The clean-shutdown record, or None (no marker, or one we cannot trust)."""
     try:
-        with open(path, encoding="ascii") as f:
-            text = f.read().strip()
-    except (FileNotFoundError, UnicodeDecodeError):
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        next_offset, epoch = data["next_offset"], data["epoch"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return int(text) if text.isdigit() else None
+    if type(next_offset) is not int or type(epoch) is not int:
+        return None
+    return _Shutdown(next_offset, epoch, ProducerState.from_json(data.get("producers")))
 
 
 def _remove_temporaries(directory: str) -> None:

@@ -15,7 +15,7 @@ forever. The state is rebuilt from the batch headers on recovery.
 from __future__ import annotations
 
 from collections import deque
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from gamebus.errors import OutOfOrderSequence
 
@@ -73,3 +73,21 @@ class ProducerState:
 
     def clear(self) -> None:
         self._producers.clear()
+
+    def to_json(self) -> list[Any]:
+        """``[[producer_id, [[sequence, base_offset, epoch, batch_bytes], ...]], ...]``."""
+        return [[pid, [list(b) for b in recent]] for pid, recent in self._producers.items()]
+
+    @classmethod
+    def from_json(cls, data: Any) -> ProducerState | None:
+        """The state :meth:`to_json` wrote, or None when ``data`` is not that shape."""
+        state = cls()
+        try:
+            for pid, batches in data:
+                for seq, base, epoch, size in batches:
+                    if not all(type(v) is int for v in (pid, seq, base, epoch, size)):
+                        return None
+                    state.record(pid, ProducerBatch(seq, base, epoch, size))
+        except (TypeError, ValueError):
+            return None
+        return state

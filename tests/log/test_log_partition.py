@@ -225,13 +225,17 @@ def test_a_retried_batch_returns_its_original_offset(tmp_path: Path):
     assert (info.value.expected, info.value.got) == (2, 3)
 
 
-def test_idempotence_state_is_rebuilt_on_reopen(tmp_path: Path):
+@pytest.mark.parametrize("clean", [True, False])
+def test_idempotence_state_survives_reopen(tmp_path: Path, clean: bool):
     part = open_part(tmp_path)
     for seq in range(8):
         part.append(
             make_payload(seq), count=3, first_ts=1, max_ts=1, producer_id=4, sequence=seq, now_ms=1
         )
-    part.close()
+    if clean:
+        part.close()  # saved with the clean-shutdown marker
+    else:
+        part.flush(now_ms=1)  # rebuilt from the batch headers
     part = open_part(tmp_path)
     retry = part.append(
         make_payload(7), count=3, first_ts=1, max_ts=1, producer_id=4, sequence=7, now_ms=2
