@@ -16,6 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from gamebus.errors import OutOfOrderSequence
 from gamebus.log import LogConfig, Partition, decode_batches, encode_records
 
 RETENTION_MS = 20_000
@@ -38,6 +39,8 @@ class ModelBatch:
     records: tuple[bytes, ...]
     ts: int
     epoch: int
+    producer_id: int = -1
+    sequence: int = -1
 
     @property
     def next_offset(self) -> int:
@@ -54,6 +57,15 @@ class PartitionMachine(RuleBasedStateMachine):
         self.epoch = 0
         self.now_ms = 1_000
         self.durable = 0
+        # producer id -> its last (sequence, base offset, epoch), at most 5, as the partition keeps
+        self.producers: dict[int, list[tuple[int, int, int]]] = {}
+
+    def _remember(self, pid: int, seq: int, base: int, epoch: int) -> None:
+        recent = self.producers.setdefault(pid, [])
+        if recent and recent[-1][0] >= seq:
+            recent.clear()
+        recent.append((seq, base, epoch))
+        del recent[:-5]
 
     def teardown(self) -> None:
         self.part.close()
@@ -75,6 +87,59 @@ class PartitionMachine(RuleBasedStateMachine):
         assert (res.base_offset, res.epoch, res.duplicate) == (self.next_offset, self.epoch, False)
         self.batches.append(ModelBatch(self.next_offset, tuple(records), self.now_ms, self.epoch))
         self.next_offset += len(records)
+
+    @rule(pid=st.integers(0, 2), kind=st.sampled_from(["next", "retry", "gap"]), data=st.data())
+    def append_idempotent(self, pid: int, kind: str, data: st.DataObject) -> None:
+        recent = self.producers.get(pid, [])
+        records = (b"p%d" % pid,)
+        payload = encode_records(list(records))
+        if kind == "retry" and recent:
+            seq, base, _ = data.draw(st.sampled_from(recent))
+            res = self.part.append(
+                payload,
+                count=1,
+                first_ts=self.now_ms,
+                max_ts=self.now_ms,
+                producer_id=pid,
+                sequence=seq,
+                now_ms=self.now_ms,
+            )
+            assert (res.base_offset, res.duplicate, res.epoch) == (base, True, self.epoch)
+            return
+        seq = (
+            recent[-1][0] + (2 if kind == "gap" else 1) if recent else data.draw(st.integers(0, 3))
+        )
+        if kind == "gap" and recent and recent[-1][2] == self.epoch:
+            try:
+                self.part.append(
+                    payload,
+                    count=1,
+                    first_ts=self.now_ms,
+                    max_ts=self.now_ms,
+                    producer_id=pid,
+                    sequence=seq,
+                    now_ms=self.now_ms,
+                )
+            except OutOfOrderSequence as exc:
+                assert (exc.expected, exc.got) == (recent[-1][0] + 1, seq)
+            else:
+                raise AssertionError("a sequence gap in the current epoch was accepted")
+            return
+        res = self.part.append(
+            payload,
+            count=1,
+            first_ts=self.now_ms,
+            max_ts=self.now_ms,
+            producer_id=pid,
+            sequence=seq,
+            now_ms=self.now_ms,
+        )
+        assert (res.base_offset, res.duplicate) == (self.next_offset, False)
+        self.batches.append(
+            ModelBatch(self.next_offset, records, self.now_ms, self.epoch, pid, seq)
+        )
+        self._remember(pid, seq, self.next_offset, self.epoch)
+        self.next_offset += 1
 
     @precondition(lambda self: self.batches)
     @rule(data=st.data(), max_bytes=st.integers(0, 1_500))
@@ -150,6 +215,10 @@ class PartitionMachine(RuleBasedStateMachine):
         self.next_offset = written
         self.durable = written
         assert self.part.epoch == self.epoch
+        self.producers = {}  # rebuilt from the batches that survived
+        for b in self.batches:
+            if b.producer_id >= 0:
+                self._remember(b.producer_id, b.sequence, b.base_offset, b.epoch)
 
     @invariant()
     def offsets_match_the_model(self) -> None:
