@@ -70,25 +70,32 @@ function normalise(raw) {
 }
 
 /**
- * The service may describe features as {name: value}, {name: {value, z,
- * contribution}}, [[name, value], ...] or [{name, value, ...}, ...]; rank
- * them by contribution when there is one, else by magnitude.
+ * The anti-cheat service sends its features ranked, as [{name, value,
+ * percentile}, ...] (percentile against the clean population); keep its
+ * order. A map {name: value} is ranked here by magnitude.
  */
 export function topFeatures(features) {
   if (!features || typeof features !== "object") return [];
-  const items = Array.isArray(features)
-    ? features.map((f) => (Array.isArray(f) ? { name: f[0], value: f[1] } : { ...f }))
-    : Object.entries(features).map(([name, v]) => (v && typeof v === "object" ? { name, ...v } : { name, value: v }));
-  const weight = (f) => Math.abs(Number(f.contribution ?? f.weight ?? f.z ?? f.value ?? 0)) || 0;
-  return items
-    .filter((f) => f && f.name !== undefined)
-    .sort((a, b) => weight(b) - weight(a))
+  if (Array.isArray(features)) {
+    return features
+      .map((f) => (Array.isArray(f) ? { name: f[0], value: f[1] } : f))
+      .filter((f) => f && f.name !== undefined)
+      .slice(0, TOP_FEATURES);
+  }
+  return Object.entries(features)
+    .map(([name, v]) => (v && typeof v === "object" ? { name, ...v } : { name, value: v }))
+    .sort((a, b) => Math.abs(Number(b.value) || 0) - Math.abs(Number(a.value) || 0))
     .slice(0, TOP_FEATURES);
+}
+
+/** "rule:speed" -> "speed rule"; "model" and "anomaly" as they are. */
+export function kindLabel(kind) {
+  return kind.startsWith("rule:") ? `${kind.slice(5)} rule` : kind;
 }
 
 function render(a) {
   const head = el("div", "alert-head");
-  head.append(el("span", "player", a.player), el("span", `kind kind-${slug(a.kind)}`, a.kind), el("span", "amatch", `match ${a.match}`));
+  head.append(el("span", "player", a.player), el("span", `kind kind-${slug(a.kind)}`, kindLabel(a.kind)), el("span", "amatch", `match ${a.match}`));
   const bar = el("div", "score");
   const fill = el("i");
   fill.style.width = `${Math.round(Math.max(0, Math.min(1, a.score)) * 100)}%`;
@@ -111,6 +118,7 @@ function render(a) {
 function fmt(f) {
   const v = Number(f.value);
   const val = Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(3)) : String(f.value ?? "");
+  if (Number.isFinite(f.percentile)) return `${val} · p${Math.round(f.percentile)}`;
   if (Number.isFinite(f.z)) return `${val} (z ${Number(f.z).toFixed(1)})`;
   if (Number.isFinite(f.contribution)) return `${val} (+${Number(f.contribution).toFixed(2)})`;
   return val;

@@ -12,11 +12,7 @@ const $ = (id) => document.getElementById(id);
 
 async function main() {
   const config = await (await fetch("config.json", { cache: "no-store" })).json();
-  const matches = new Map(); // id -> {id, map}
-  for (const m of config.matches ?? []) {
-    const entry = typeof m === "string" ? { id: m } : m;
-    matches.set(entry.id, entry);
-  }
+  const matches = new Map(); // id -> {id, map, live, players, ...} from the demo server's lobby
   const mapCache = new Map();
   const names = new Map();
   const nameOf = (id) => names.get(id) ?? id;
@@ -32,6 +28,7 @@ async function main() {
   const alerts = new AlertsPanel($("alerts"), $("alert-count"), {
     onPick: (match, player) => {
       if (match !== stream.match) choose(match);
+      if (match !== stream.match) return; // that match is over and gone
       follow(player);
     },
   });
@@ -71,6 +68,11 @@ async function main() {
         view.apply(ev);
         feed.apply(ev);
         if (ev.type === "round_start") $("round-info").textContent = `round ${ev.round}${ev.map ? ` · ${ev.map}` : ""}`;
+        if (ev.type === "match_end" && live) {
+          const info = matches.get(stream.match);
+          if (info) info.live = false;
+          pollMatches();
+        }
       }
       if (live) stats.received(events);
       $("stat-position").textContent = fmtPosition(stream.position);
@@ -104,7 +106,6 @@ async function main() {
       if (msg.op !== "alert") return;
       const alert = alerts.add(msg.alert);
       if (!alert) return;
-      if (!matches.has(alert.match)) addMatch({ id: alert.match });
       bumpAlerts(alert.match);
       if (alert.match === stream.match) view.flag(alert.player, alert);
     },
@@ -112,41 +113,95 @@ async function main() {
   });
 
   // --- match picker -------------------------------------------------------
+  // Matches come and go (the simulator starts a new one, with a new id, when
+  // one ends), so the picker follows the demo server's lobby.
 
   const picker = $("match-picker");
   const buttons = new Map();
-  function addMatch(entry) {
-    matches.set(entry.id, entry);
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = "match";
-    b.dataset.match = entry.id;
-    b.innerHTML = `<span class="mname"></span><span class="badge" hidden>0</span>`;
-    b.querySelector(".mname").textContent = entry.label ?? entry.id;
-    b.addEventListener("click", () => choose(entry.id));
-    picker.append(b);
-    buttons.set(entry.id, b);
+  let switchTimer = null;
+
+  function updateMatches(list) {
+    const listed = new Set();
+    for (const info of list) {
+      listed.add(info.id);
+      matches.set(info.id, { ...matches.get(info.id), ...info });
+      let b = buttons.get(info.id);
+      if (!b) {
+        b = document.createElement("button");
+        b.type = "button";
+        b.className = "match";
+        b.dataset.match = info.id;
+        b.title = info.id;
+        b.innerHTML = `<span class="mname"></span><span class="mmap"></span><span class="badge" hidden>0</span>`;
+        b.querySelector(".mname").textContent = shortName(info.id);
+        b.addEventListener("click", () => choose(info.id));
+        buttons.set(info.id, b);
+      }
+      b.querySelector(".mmap").textContent = info.map ?? "";
+      b.classList.toggle("ended", !info.live);
+      picker.append(b); // keeps the lobby's order
+      if (info.id === stream.match && info.map) loadMap(info.map);
+    }
+    for (const [id, b] of buttons) {
+      if (!listed.has(id) && id !== stream.match) {
+        b.remove();
+        buttons.delete(id);
+      }
+    }
+    const live = list.filter((m) => m.live);
+    if (!stream.match) {
+      const wanted = decodeURIComponent(location.hash.slice(1));
+      const first = live.find((m) => m.id === wanted) ?? live[0];
+      if (first) choose(first.id);
+    } else if (matches.get(stream.match)?.live === false) {
+      moveOn(live);
+    }
   }
+
+  /** The watched match ended: go to the newest live one after a moment. */
+  function moveOn(live) {
+    const next = live.filter((m) => m.id !== stream.match).at(-1);
+    if (!next || switchTimer) return;
+    banner.show(`Match over. Switching to ${shortName(next.id)}${next.map ? ` on ${next.map}` : ""}…`, "ok", 4000);
+    switchTimer = setTimeout(() => {
+      switchTimer = null;
+      choose(next.id);
+    }, 4000);
+  }
+
   function bumpAlerts(match) {
     const badge = buttons.get(match)?.querySelector(".badge");
     if (!badge) return;
     badge.hidden = false;
     badge.textContent = String(alerts.forMatch(match).length);
   }
+
   function choose(match) {
     if (!matches.has(match) || match === stream.match) return;
+    clearTimeout(switchTimer);
+    switchTimer = null;
     for (const [id, b] of buttons) b.classList.toggle("active", id === match);
     view.reset();
     feed.clear();
     names.clear();
     $("round-info").textContent = "";
-    $("match-title").textContent = `Match ${matches.get(match).label ?? match}`;
+    const info = matches.get(match);
+    $("match-title").textContent = `${shortName(match)[0].toUpperCase()}${shortName(match).slice(1)}`;
+    $("match-title").title = match;
     follow(null, { send: false });
-    const mapName = matches.get(match).map;
-    if (mapName) loadMap(mapName);
+    if (info.map) loadMap(info.map);
     for (const a of alerts.forMatch(match)) view.flag(a.player, a);
     stream.select(match);
     history.replaceState(null, "", `#${encodeURIComponent(match)}`);
+  }
+
+  async function pollMatches() {
+    try {
+      const res = await fetch("matches.json", { cache: "no-store" });
+      if (res.ok) updateMatches((await res.json()).matches ?? []);
+    } catch {
+      // The demo server is going away or restarting; try again next tick.
+    }
   }
 
   async function loadMap(name) {
@@ -185,12 +240,10 @@ async function main() {
 
   // --- go -------------------------------------------------------------------
 
-  for (const entry of matches.values()) addMatch(entry);
   spectator.start();
   analyst.start();
-  const wanted = decodeURIComponent(location.hash.slice(1));
-  const first = matches.has(wanted) ? wanted : matches.keys().next().value;
-  if (first) choose(first);
+  updateMatches(config.matches ?? []);
+  setInterval(pollMatches, 2000);
 
   const frame = () => {
     view.draw();
@@ -228,6 +281,12 @@ class Banner {
     this.el.hidden = false;
     if (ms) this.timer = setTimeout(() => (this.el.hidden = true), ms);
   }
+}
+
+/** "m7-00003" -> "match 4": the simulator numbers matches from 0 after the seed. */
+function shortName(id) {
+  const m = /-(\d+)$/.exec(id);
+  return m ? `match ${Number(m[1]) + 1}` : id;
 }
 
 function fmtPosition(p) {

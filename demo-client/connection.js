@@ -254,8 +254,11 @@ export class MatchStream {
         return true;
       case "error":
         if (this.pending.has(msg.id)) {
+          const req = this.pending.get(msg.id);
           this.pending.delete(msg.id);
-          this.onError?.(msg);
+          // The bus failed the request on the relay's side: ask again shortly.
+          if (msg.code === "unavailable" && req.match === this.match) setTimeout(() => this.subscribe(), 1000);
+          else this.onError?.(msg);
           return true;
         }
         return false;

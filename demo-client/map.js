@@ -103,7 +103,7 @@ export class MapView {
 
   flag(player, alert) {
     const p = this.#player(player);
-    p.flagged = { kind: alert.kind, score: alert.score };
+    p.flagged = { kind: alert.kind.replace(/^rule:/, ""), score: alert.score };
   }
 
   /** Ids and positions as last drawn, for the status line and the tests. */

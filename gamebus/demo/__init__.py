@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--relay-port", type=int, default=0, help="relay WebSocket port (default: a free one)")
     p.add_argument("--relay-http-port", type=int, default=0, help="relay health/metrics port (default: a free one)")
     p.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
+    p.add_argument("--match-seconds", type=float, default=180.0,
+                   help="length of each simulated match; a new one starts when one ends (default 180)")
     p.add_argument("--model", type=Path, default=None,
                    help="anti-cheat model file (default: trained once and cached in ~/.cache/gamebus/models)")
     p.add_argument("--open", action="store_true", help="open the page in a browser")

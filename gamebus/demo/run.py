@@ -24,11 +24,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gamebus.demo.lobby import watch_matches
 from gamebus.demo.supervisor import ProcessFailed, ProcessSpec, Supervisor, http_ok
 from gamebus.demo.web import DemoSite, find_client_dir, make_app
 from gamebus.errors import ConfigError
 
-__all__ = ["DemoConfig", "build_specs", "default_model_path", "main", "match_ids", "run"]
+__all__ = ["DemoConfig", "build_specs", "default_model_path", "main", "run"]
 
 #: Matches the cached model is trained on: enough for every cheat kind, under a minute.
 TRAIN_MATCHES = 24
@@ -50,6 +51,7 @@ class DemoConfig:
     relay_port: int = 0
     relay_http_port: int = 0
     seed: int | None = None
+    match_s: float = 180.0
     model: Path | None = None
     open_browser: bool = False
     python: str = sys.executable
@@ -68,6 +70,7 @@ class DemoConfig:
             relay_port=args.relay_port,
             relay_http_port=args.relay_http_port,
             seed=args.seed,
+            match_s=args.match_seconds,
             model=args.model,
             open_browser=args.open,
         )
@@ -79,17 +82,14 @@ class DemoConfig:
             raise ConfigError("--players must be between 2 and 64")
         if not 0 <= self.cheaters <= self.players:
             raise ConfigError("--cheaters must be between 0 and --players")
+        if self.match_s < 10:
+            raise ConfigError("--match-seconds must be at least 10")
 
 
 def default_model_path() -> Path:
     """Where the trained demo model is cached (``$XDG_CACHE_HOME/gamebus/models``)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "gamebus" / "models" / f"demo-m{TRAIN_MATCHES}-s{TRAIN_SEED}.skops"
-
-
-def match_ids(count: int) -> list[str]:
-    """The ids the simulator gives its matches (``gamebus sim --matches N``)."""
-    return [f"m{i}" for i in range(1, count + 1)]
 
 
 def _free_port(host: str) -> int:
@@ -112,7 +112,6 @@ def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, tr
     """The process group, in start order. ``cfg`` must have its ports chosen."""
     gb = [cfg.python, "-m", "gamebus"]
     bus = f"gamebus://{cfg.host}:{cfg.broker_port}"
-    seed = ["--seed", str(cfg.seed)] if cfg.seed is not None else []
     specs = [
         ProcessSpec(
             "broker",
@@ -131,7 +130,9 @@ def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, tr
         ProcessSpec(
             "sim",
             [*gb, "sim", "--bus", bus, "--matches", str(cfg.matches), "--players", str(cfg.players),
-             "--cheaters", str(cfg.cheaters), "--loop", *seed],
+             "--cheaters", str(cfg.cheaters), "--duration", str(cfg.match_s), "--seed", str(cfg.seed),
+             # Ground truth beside the bus (never on it), to check the alerts against.
+             "--labels", str(data_dir / "labels.jsonl"), "--loop"],
         ),
     ]
     if train:
@@ -150,6 +151,10 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
     cfg.validate()
     client_dir = find_client_dir()
     cfg = _with_ports(cfg)
+    if cfg.seed is None:
+        # Match ids derive from the seed: a fresh one per run keeps a reused
+        # --data directory from mixing this run's matches with old ones.
+        cfg = replace(cfg, seed=secrets.randbelow(1_000_000))
     temp = cfg.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="gamebus-demo-")) if cfg.data_dir is None else cfg.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -159,12 +164,11 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
         model.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)  # per run: old tokens die with the demo
     specs = build_specs(cfg, data_dir=data_dir, secret=secret, model=model, train=train)
-    supervisor = Supervisor(specs, log_dir=data_dir / "logs")
+    supervisor = Supervisor(specs, log_dir=data_dir / "logs", on_exit=_report_exit)
     site = DemoSite(
         client_dir=client_dir,
         jwt_secret=secret,
         relay_port=cfg.relay_port,
-        matches=[{"id": m} for m in match_ids(cfg.matches)],
         status=supervisor.status,
     )
     stop = asyncio.Event()
@@ -174,6 +178,7 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
     runner = web.AppRunner(make_app(site), access_log=None)
     await runner.setup()
     code = 0
+    lobby_task: asyncio.Task[None] | None = None
     try:
         try:
             await web.TCPSite(runner, cfg.host, cfg.port).start()
@@ -182,6 +187,7 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
         core = ("broker", "relay", "sim")
         if not await _until_stopped(supervisor.start(core), stop):
             return 130
+        lobby_task = asyncio.create_task(watch_matches(f"gamebus://{cfg.host}:{cfg.broker_port}", site.lobby))
         url = f"http://{cfg.host}:{cfg.port}/"
         if ready_line:
             print(f"gamebus demo: open {url}  ({cfg.matches} matches; logs in {data_dir / 'logs'}; Ctrl-C to stop)", flush=True)
@@ -197,6 +203,10 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
         print(f"gamebus demo: {exc}", file=sys.stderr)
         code = 1
     finally:
+        if lobby_task is not None:
+            lobby_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lobby_task
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
@@ -204,6 +214,10 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
         if temp:
             shutil.rmtree(data_dir, ignore_errors=True)
     return code
+
+
+def _report_exit(name: str, code: int) -> None:
+    print(f"gamebus demo: {name} exited with code {code}; restarting it", file=sys.stderr, flush=True)
 
 
 async def _until_stopped(starting: Awaitable[None], stop: asyncio.Event) -> bool:

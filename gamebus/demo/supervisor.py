@@ -246,7 +246,7 @@ class Supervisor:
             if time.monotonic() - child.started_at > 30:
                 backoff_s = 0.5
             child.state = "restarting"
-            _log.warning("%s exited with code %s; restarting in %.1f s", child.spec.name, code, backoff_s)
+            _log.info("%s exited with code %s; restarting in %.1f s", child.spec.name, code, backoff_s)
             await asyncio.sleep(backoff_s)
             backoff_s = min(10.0, backoff_s * 2)
             child.restarts += 1
@@ -254,7 +254,7 @@ class Supervisor:
             try:
                 await self._wait_ready(child)
             except ProcessFailed as exc:
-                _log.warning("%s", exc)
+                _log.info("%s", exc)
 
     async def _terminate(self, child: _Child) -> None:
         proc = child.proc

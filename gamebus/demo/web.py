@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
 
+from gamebus.demo.lobby import Lobby
 from gamebus.errors import ConfigError
+from gamebus.events import now_ms
 
 __all__ = ["DemoSite", "find_client_dir", "make_app"]
 
@@ -42,7 +44,7 @@ class DemoSite:
     jwt_secret: str
     relay_port: int
     relay_path: str = "/"
-    matches: Sequence[dict[str, Any]] = ()
+    lobby: Lobby = field(default_factory=Lobby)
     follow_radius_m: float = 25.0
     status: Callable[[], list[dict[str, Any]]] = field(default=list)
     session: str = field(default_factory=lambda: secrets.token_hex(4))
@@ -59,12 +61,13 @@ def find_client_dir() -> Path:
 
 
 def make_app(site: DemoSite) -> web.Application:
-    """The aiohttp application serving the page, ``/token``, ``/config.json`` and ``/maps/``."""
+    """The aiohttp application serving the page, ``/token``, ``/config.json``, ``/matches.json`` and ``/maps/``."""
     app = web.Application()
     app["site"] = site
     app.router.add_get("/", _index)
     app.router.add_get("/config.json", _config)
     app.router.add_get("/token", _token)
+    app.router.add_get("/matches.json", _matches)
     app.router.add_get("/status.json", _status)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/maps/{name}.json", _map)
@@ -117,7 +120,7 @@ async def _config(request: web.Request) -> web.Response:
     host = request.url.host or "127.0.0.1"
     body = {
         "relay_url": f"ws://{host}:{site.relay_port}{site.relay_path}",
-        "matches": list(site.matches),
+        "matches": site.lobby.listing(now_ms()),
         "maps_url": "maps/",
         "follow_radius": site.follow_radius_m,
         "token_url": "token",
@@ -135,6 +138,11 @@ async def _token(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"role must be one of {', '.join(PAGE_ROLES)}")
     token = issue_token(key=site.jwt_secret, sub=f"demo-{role}-{site.session}", role=role, matches="*", ttl_s=TOKEN_TTL_S)  # type: ignore[arg-type]
     return web.json_response({"token": token, "role": role, "expires_in": TOKEN_TTL_S}, headers={"Cache-Control": "no-store"})
+
+
+async def _matches(request: web.Request) -> web.Response:
+    site: DemoSite = request.app["site"]
+    return web.json_response({"matches": site.lobby.listing(now_ms())}, headers={"Cache-Control": "no-store"})
 
 
 async def _status(request: web.Request) -> web.Response:

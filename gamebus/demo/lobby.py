@@ -1,0 +1,146 @@
+"""The demo's lobby: which matches are being played right now.
+
+The relay streams matches by id but does not list them (a real game has a
+matchmaker for that), and ``gamebus sim --loop`` gives every new match a new
+id. So the demo server reads the match events topic itself and keeps a small
+table of matches: when each started, on which map, how many players joined,
+whether it ended. The page polls it (``GET /matches.json``) to fill its match
+picker and to move on when the watched match ends.
+
+:class:`Lobby` is pure (events and the time go in); :func:`watch_matches` is
+the bus edge that feeds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gamebus.events import EVENTS_TOPIC, decode_event
+
+__all__ = ["Lobby", "MatchInfo", "watch_matches"]
+
+_log = logging.getLogger(__name__)
+
+#: A match with no event for this long is presumed over (its server died).
+QUIET_MS = 30_000
+#: Ended matches listed after the live ones, newest first.
+KEEP_ENDED = 4
+
+
+@dataclass(slots=True)
+class MatchInfo:
+    id: str
+    started_ms: int
+    last_ms: int
+    map: str | None = None
+    round: int = 0
+    players: set[str] = field(default_factory=set)
+    kills: int = 0
+    ended_ms: int | None = None
+
+    def live(self, now_ms: int) -> bool:
+        return self.ended_ms is None and now_ms - self.last_ms < QUIET_MS
+
+    def to_json(self, now_ms: int) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "map": self.map,
+            "round": self.round,
+            "players": len(self.players),
+            "kills": self.kills,
+            "started_ms": self.started_ms,
+            "live": self.live(now_ms),
+        }
+
+
+class Lobby:
+    """The table of matches, built from match events."""
+
+    def __init__(self) -> None:
+        self.matches: dict[str, MatchInfo] = {}
+
+    def apply(self, event: Mapping[str, Any]) -> None:
+        match, ts, kind = event.get("match"), event.get("ts"), event.get("type")
+        if not isinstance(match, str) or not isinstance(ts, int):
+            return
+        info = self.matches.get(match)
+        if info is None:
+            info = self.matches[match] = MatchInfo(match, ts, ts)
+        info.last_ms = max(info.last_ms, ts)
+        player = event.get("player")
+        if kind in ("join", "spawn") and isinstance(player, str):
+            info.players.add(player)
+        elif kind == "leave" and isinstance(player, str):
+            info.players.discard(player)
+        elif kind == "kill":
+            info.kills += 1
+        elif kind == "round_start":
+            info.round = int(event.get("round") or 0)
+            if isinstance(event.get("map"), str):
+                info.map = event["map"]
+        elif kind == "match_end":
+            info.ended_ms = ts
+            if isinstance(event.get("map"), str):
+                info.map = event["map"]
+
+    def listing(self, now_ms: int) -> list[dict[str, Any]]:
+        """Live matches oldest first (stable picker order), then a few ended ones."""
+        live = sorted((m for m in self.matches.values() if m.live(now_ms)), key=lambda m: (m.started_ms, m.id))
+        ended = sorted((m for m in self.matches.values() if not m.live(now_ms)), key=lambda m: -m.last_ms)
+        for old in ended[KEEP_ENDED * 4 :]:
+            # Bounded memory on a demo left running for days.
+            del self.matches[old.id]
+        return [m.to_json(now_ms) for m in [*live, *ended[:KEEP_ENDED]]]
+
+
+async def watch_matches(bus_url: str, lobby: Lobby, *, retry_s: float = 1.0) -> None:
+    """Feed ``lobby`` from every partition of the match events topic, forever.
+
+    Reads from the earliest offset so matches that began before the demo
+    server looked are listed too; retries while the topic does not exist yet
+    (the simulator creates it with its first event) or the broker restarts.
+    """
+    from gamebus.engines import connect
+
+    while True:
+        try:
+            bus = await connect(bus_url)
+        except Exception as exc:  # any failure to connect: wait and retry
+            _log.debug("lobby: cannot connect to %s: %s", bus_url, exc)
+            await asyncio.sleep(retry_s)
+            continue
+        try:
+            count = await bus.partitions(EVENTS_TOPIC)
+            readers = [asyncio.create_task(_read(bus, p, lobby)) for p in range(count)]
+            try:
+                await asyncio.gather(*readers)
+            finally:
+                for task in readers:
+                    task.cancel()
+                await asyncio.gather(*readers, return_exceptions=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # topic missing yet, broker restarting: retry
+            _log.debug("lobby: %s; retrying", exc)
+            await asyncio.sleep(retry_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await bus.close()
+
+
+async def _read(bus: Any, partition: int, lobby: Lobby) -> None:
+    sub = await bus.subscribe(EVENTS_TOPIC, partition, "earliest")
+    try:
+        async for batch in sub:
+            for record in batch.records:
+                try:
+                    lobby.apply(decode_event(record, validate=False))
+                except Exception:  # one bad record never stops the lobby
+                    continue
+    finally:
+        await sub.close()
