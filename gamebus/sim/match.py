@@ -43,6 +43,7 @@ from gamebus.sim.engagement import (
     evaluate_aim,
 )
 from gamebus.sim.movement import Bodies, Controls, step_bodies
+from gamebus.sim.navigation import nav_grid
 from gamebus.sim.profiles import PlayerProfile, sample_profiles
 from gamebus.sim.weapons import WEAPONS, hit_test, spread_sd_deg
 from gamebus.sim.world import (
@@ -76,7 +77,7 @@ DEFAULT_ROUND_S: Final = 30.0
 DEFAULT_START_TS_MS: Final = 1_767_225_600_000
 RESPAWN_MS: Final = 2500.0
 _HEALTH: Final = 100.0
-_LOST_MS: Final = 400.0  # a target out of sight this long is given up
+_LOST_MS: Final = 900.0  # a target out of sight this long is given up
 _FOV_HALF_DEG: Final = 60.0  # humans notice enemies inside this half-angle
 _NEAR_M: Final = 6.0  # ... or this close (footsteps)
 _SOUND_RATE_HZ: Final = 0.8  # ... or, behind them, at this rate
@@ -220,6 +221,10 @@ class MatchSimulator:
         self.draw_until = np.zeros(n)
         self.waypoint = np.zeros((n, 2))
         self.wp_deadline = np.zeros(n)
+        self.wp_set = np.zeros(n)
+        self.goal = np.zeros((n, 2))
+        self.goal_deadline = np.zeros(n)
+        self.nav = nav_grid(self.map_name)
         self.strafe = np.where(rng.random(n) < 0.5, -1.0, 1.0)
         self.ping_ms = np.array([p.ping_ms for p in self.profiles])
         self.jump_rate = np.array([p.jump_rate_hz for p in self.profiles])
@@ -278,6 +283,28 @@ class MatchSimulator:
                 return float(x), float(y)
         return (near if near is not None else m.spawns[0][:2])  # type: ignore[return-value]
 
+    def _next_waypoint(self, i: int, t: float, *, new_goal: bool) -> None:
+        """Pick the next straight-line leg toward the player's goal.
+
+        Goals are often an enemy's surroundings (hunting brings fights),
+        otherwise anywhere; the navigation grid routes around walls.
+        """
+        rng, b = self.rng, self.bodies
+        here = b.pos[i, :2].copy()
+        if new_goal or t >= self.goal_deadline[i] or np.hypot(*(self.goal[i] - here)) < 2.0:
+            enemies = np.nonzero(self.alive & (self.team != self.team[i]))[0]
+            if len(enemies) and rng.random() < 0.6:
+                j = int(rng.choice(enemies))
+                self.goal[i] = self._random_point(near=(float(b.pos[j, 0]), float(b.pos[j, 1])),
+                                                  radius=6.0)
+            else:
+                self.goal[i] = self._random_point()
+            self.goal_deadline[i] = t + rng.uniform(6000.0, 15000.0)
+        wp = self.nav.next_waypoint(self.map, here, self.goal[i])
+        self.waypoint[i] = wp
+        self.wp_set[i] = t
+        self.wp_deadline[i] = t + 1000.0 * float(np.hypot(*(wp - here))) / 3.5 + 1000.0
+
     # --------------------------------------------------------------- events
     def _ev(self, etype: str, ts: float, **fields: Any) -> dict[str, Any]:
         ev: dict[str, Any] = {"type": etype, "match": self.match_id, "ts": round(ts)}
@@ -285,10 +312,11 @@ class MatchSimulator:
         return ev
 
     def _spawn(self, i: int, t: float, out: list[dict[str, Any]]) -> None:
-        side = [s for s in self.map.spawns if (s[0] < 50.0) == (self.team[i] == 0)]
+        mid_x, mid_y = self.map.size_x_m / 2, self.map.size_y_m / 2
+        side = [s for s in self.map.spawns if (s[0] < mid_x) == (self.team[i] == 0)]
         sx, sy, _ = side[int(self.rng.integers(len(side)))]
         x, y = self._random_point(near=(sx, sy), radius=3.0)
-        yaw = math.degrees(math.atan2(50.0 - y, 50.0 - x))
+        yaw = math.degrees(math.atan2(mid_y - y, mid_x - x))
         b = self.bodies
         b.pos[i] = (x, y, 0.0)
         b.vel[i] = 0.0
@@ -414,22 +442,18 @@ class MatchSimulator:
         # new waypoints for who arrived, got stuck or timed out
         d = self.waypoint - b.pos[:, :2]
         dist = np.hypot(d[:, 0], d[:, 1])
-        need = alive & ((dist < 2.0) | (t >= self.wp_deadline))
+        speed = np.hypot(b.vel[:, 0], b.vel[:, 1])
+        stuck = (speed < 0.3) & (t - self.wp_set > 800.0) & (self.target < 0)
+        need = alive & ((dist < 1.5) | (t >= self.wp_deadline) | stuck)
         for i in np.nonzero(need)[0].tolist():
-            enemies = np.nonzero(alive & (self.team != self.team[i]))[0]
-            if len(enemies) and rng.random() < 0.5:
-                j = int(rng.choice(enemies))
-                self.waypoint[i] = self._random_point(near=tuple(b.pos[j, :2]), radius=12.0)
-            else:
-                self.waypoint[i] = self._random_point()
-            self.wp_deadline[i] = t + rng.uniform(4000.0, 12000.0)
+            self._next_waypoint(i, t, new_goal=bool(stuck[i]))
             if self.target[i] < 0 and rng.random() < 0.3:
                 self.knife[i] = bool(rng.random() < self.profiles[i].knife_run)
         d = self.waypoint - b.pos[:, :2]
         dist = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-6)
         cap = np.where(self.knife, WEAPON_MAX_SPEED_MPS["knife"], self.primary_cap)
         wanted = d / dist[:, None] * cap[:, None]
-        fighting = self.target >= 0
+        fighting = (self.target >= 0) & (self.lost_since < 0)
         if fighting.any():
             flip = rng.random(n) < _STRAFE_FLIP_HZ * self.dt_s
             self.strafe = np.where(flip, -self.strafe, self.strafe)
@@ -438,7 +462,9 @@ class MatchSimulator:
             to /= np.maximum(np.hypot(to[:, 0], to[:, 1]), 1e-6)[:, None]
             perp = np.stack([-to[:, 1], to[:, 0]], axis=1) * self.strafe[:, None]
             frac = np.where(self.aim.mode == TRACK, 0.3, 0.6)
-            wanted = np.where(fighting[:, None], perp * (cap * frac)[:, None], wanted)
+            # Strafe across the line of fire while closing in a little.
+            fight = perp * (cap * frac)[:, None] + to * (0.25 * cap)[:, None]
+            wanted = np.where(fighting[:, None], fight, wanted)
         ctl = Controls.honest(n)
         ctl.active = alive
         ctl.wanted = wanted
@@ -519,6 +545,10 @@ class MatchSimulator:
                 elif not vis[i, j]:
                     if self.lost_since[i] < 0:
                         self.lost_since[i] = t
+                        # Chase: walk to where the target was last seen.
+                        self.goal[i] = self.bodies.pos[j, :2]
+                        self.goal_deadline[i] = t + 5000.0
+                        self._next_waypoint(i, t, new_goal=False)
                     elif t - self.lost_since[i] > _LOST_MS:
                         self._disengage(i)
                 else:
@@ -647,7 +677,7 @@ class MatchSimulator:
             ready = self.settle_at[i] + params.decide_ms
             if t < ready:
                 continue
-            yaw, pitch, hd = self._angles_to(i, j, CHEST_HEIGHT_M)
+            yaw, pitch, hd = self._angles_to(i, j, float(self.aim_height[i]))
             err = math.hypot((self.aim.yaw[i] - yaw + 180.0) % 360.0 - 180.0, self.aim.pitch[i] - pitch)
             tol = params.fire_tol * target_width_deg(PLAYER_RADIUS_M, hd) / 2.0
             if err > tol and (t - self.settle_at[i] < 700.0 or err > 2.5 * tol):

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from gamebus.errors import ConfigError
 
 __all__ = [
+    "ARENA_SIZE_M",
     "CHEST_HEIGHT_M",
     "CRATE_HEIGHT_M",
     "EYE_HEIGHT_M",
@@ -62,6 +63,7 @@ __all__ = [
     "get_map",
     "line_of_sight",
     "line_of_sight_many",
+    "walkable_many",
     "wrap_deg",
 ]
 
@@ -185,8 +187,40 @@ class GameMap:
         return result
 
 
+#: Layouts are drawn on a 100 x 100 grid and scaled to this many metres a side:
+#: ten against ten on 64 m meet every few seconds, as in arena shooters.
+ARENA_SIZE_M: Final = 64.0
+
+
+def walkable_many(
+    game_map: GameMap, a_xy: FloatArray, b_xy: FloatArray, *, radius_m: float = PLAYER_RADIUS_M
+) -> BoolArray:
+    """Whether a player of ``radius_m`` can walk straight from each ``a`` to each ``b``.
+
+    The segment is tested against every wall and crate grown by the radius
+    (a player cannot climb crates), in the ground plane.
+    """
+    a = np.asarray(a_xy, dtype=np.float64).reshape(-1, 2)
+    b = np.asarray(b_xy, dtype=np.float64).reshape(-1, 2)
+    w = game_map.walls_array
+    ok = np.ones(len(a), dtype=np.bool_)
+    if len(w):
+        grown = w.copy()
+        grown[:, 0:2] -= radius_m
+        grown[:, 3:5] += radius_m
+        z = np.zeros((len(a), 1))  # the 2-D slab test ignores heights
+        ok &= ~_slab_blocked(np.c_[a, z], np.c_[b, z], grown, axes=2)
+    lo, hi = radius_m, (game_map.size_x_m - radius_m, game_map.size_y_m - radius_m)
+    for p in (a, b):
+        ok &= (p[:, 0] >= lo) & (p[:, 1] >= lo) & (p[:, 0] <= hi[0]) & (p[:, 1] <= hi[1])
+    return ok
+
+
 def _arena(name: str, walls: list[Box], spawns: list[Vec3]) -> GameMap:
-    return GameMap(name=name, size_x_m=100.0, size_y_m=100.0, walls=tuple(walls), spawns=tuple(spawns))
+    k = ARENA_SIZE_M / 100.0
+    scaled = tuple(Box(w.x0 * k, w.y0 * k, w.x1 * k, w.y1 * k, w.z0, w.z1) for w in walls)
+    points = tuple((x * k, y * k, z) for x, y, z in spawns)
+    return GameMap(name=name, size_x_m=ARENA_SIZE_M, size_y_m=ARENA_SIZE_M, walls=scaled, spawns=points)
 
 
 def _crate(x: float, y: float, size: float = 2.0) -> Box:

@@ -1,0 +1,90 @@
+"""Finding a way around walls: a navigation grid with precomputed next hops.
+
+Players walk in straight lines between waypoints; this module supplies the
+waypoints. Nodes sit on a regular grid over the free floor, edges join
+nodes a player can walk between in a straight line, and all-pairs shortest
+paths (``scipy.sparse.csgraph``) give the next hop from any node to any
+other. Built once per map and cached, so a path query is a few array
+lookups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import shortest_path
+
+from gamebus.sim.world import GameMap, get_map, walkable_many
+
+__all__ = ["NavGrid", "nav_grid"]
+
+FloatArray = npt.NDArray[np.float64]
+
+_SPACING_M: Final = 3.0
+_LINK_M: Final = 6.5  # join nodes up to two grid steps apart (diagonals included)
+
+
+@dataclass(frozen=True)
+class NavGrid:
+    """The free nodes of a map and the next hop between every pair of them."""
+
+    nodes: FloatArray  # (n, 2)
+    next_hop: npt.NDArray[np.int32]  # (n, n): first node after i on the way to j, -1 if none
+
+    def nearest(self, xy: FloatArray) -> int:
+        d = self.nodes - xy
+        return int(np.argmin(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]))
+
+    def next_waypoint(self, game_map: GameMap, here: FloatArray, goal: FloatArray) -> FloatArray:
+        """Where to walk next on the way from ``here`` to ``goal``."""
+        if walkable_many(game_map, here[None, :], goal[None, :])[0]:
+            return goal
+        a, b = self.nearest(here), self.nearest(goal)
+        if a == b:
+            return goal
+        hop = int(self.next_hop[a, b])
+        if hop < 0:
+            return self.nodes[a]
+        # Skip ahead along the path while the straight line stays free.
+        for _ in range(4):
+            after = int(self.next_hop[hop, b])
+            if after < 0 or after == hop or not walkable_many(
+                game_map, here[None, :], self.nodes[after][None, :]
+            )[0]:
+                break
+            hop = after
+        if not walkable_many(game_map, here[None, :], self.nodes[hop][None, :])[0]:
+            return self.nodes[a]
+        return self.nodes[hop]
+
+
+def _build(game_map: GameMap) -> NavGrid:
+    xs = np.arange(_SPACING_M / 2, game_map.size_x_m, _SPACING_M)
+    ys = np.arange(_SPACING_M / 2, game_map.size_y_m, _SPACING_M)
+    grid = np.array([(x, y) for x in xs for y in ys])
+    nodes = grid[~game_map.blocked_many(grid, radius_m=0.6)]
+    n = len(nodes)
+    i, j = np.triu_indices(n, 1)
+    d = np.hypot(*(nodes[i] - nodes[j]).T)
+    near = d <= _LINK_M
+    i, j, d = i[near], j[near], d[near]
+    ok = walkable_many(game_map, nodes[i], nodes[j], radius_m=0.5)
+    i, j, d = i[ok], j[ok], d[ok]
+    graph = csr_matrix((np.r_[d, d], (np.r_[i, j], np.r_[j, i])), shape=(n, n))
+    _, pred = shortest_path(graph, directed=False, return_predecessors=True)
+    # pred[s, t] is the node before t on the way from s; the next hop from a
+    # to b is the node before a on the way from b.
+    next_hop = pred.T.astype(np.int32)
+    next_hop[next_hop < 0] = -1
+    return NavGrid(nodes=nodes, next_hop=next_hop)
+
+
+@cache
+def nav_grid(map_name: str) -> NavGrid:
+    """The navigation grid of the named map (built on first use, then cached)."""
+    return _build(get_map(map_name))

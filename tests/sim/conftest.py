@@ -1,0 +1,26 @@
+"""Shared simulated matches: simulated once per session, they keep the suite fast."""
+
+from __future__ import annotations
+
+import pytest
+
+from gamebus.sim import MatchRecording, simulate_match
+
+#: Short matches: long enough for dozens of engagements, short enough for CI.
+SHORT_S = 30.0
+
+
+@pytest.fixture(scope="session")
+def mixed_match() -> MatchRecording:
+    """A match with a cheater of every kind, half of them subtle."""
+    return simulate_match(seed=11, match_id="mixed", players=20, cheaters=6, duration_s=SHORT_S)
+
+
+@pytest.fixture(scope="session")
+def clean_matches() -> list[MatchRecording]:
+    """Honest players only, on every map."""
+    return [
+        simulate_match(seed=100 + i, match_id=f"clean{i}", players=20, cheaters=0,
+                       duration_s=SHORT_S, map_name=name)
+        for i, name in enumerate(("warehouse", "courtyard", "canyon"))
+    ]
