@@ -41,7 +41,7 @@ from gamebus.log.batch import (
 )
 from gamebus.log.config import FsyncPolicy, LogConfig
 from gamebus.log.log import Log
-from gamebus.log.partition import AppendResult, Partition, PendingWrite
+from gamebus.log.partition import AppendResult, Partition, PendingWrite, Recovery
 from gamebus.log.segment import Segment
 from gamebus.log.topic import Topic
 
@@ -55,6 +55,7 @@ __all__ = [
     "Partition",
     "PendingWrite",
     "RecordBatch",
+    "Recovery",
     "Segment",
     "Topic",
     "decode_batches",

@@ -47,12 +47,21 @@ from gamebus.log.producers import ProducerBatch, ProducerState
 from gamebus.log.segment import NO_TIMESTAMP, Segment, fsync_dir
 from gamebus.log.window import MemoryWindow
 
-__all__ = ["AppendResult", "Partition", "PendingWrite"]
+__all__ = ["AppendResult", "Partition", "PendingWrite", "Recovery"]
 
 _SEGMENT_FILE: Final = re.compile(r"^(\d{20})\.log$")
 _CLEAN_MARKER: Final = "clean-shutdown"
 _BASE_COUNT: Final = struct.Struct(">qi")  # at byte 10 of a batch
 _INT32_MAX: Final = 2**31 - 1
+
+
+class Recovery(NamedTuple):
+    """What opening a partition found: a clean shutdown or not, and what was cut."""
+
+    clean: bool
+    cut_bytes: int
+    dropped_segments: int
+    new_epoch: bool
 
 
 class AppendResult(NamedTuple):
@@ -96,9 +105,14 @@ class Partition:
         history: EpochHistory,
         producers: ProducerState,
         next_offset: int,
+        recovery: Recovery | None = None,
     ) -> None:
         self.directory = directory
         self.config = config
+        #: What :meth:`open` found and did, for the broker's log and metrics.
+        self.recovery = recovery or Recovery(
+            clean=True, cut_bytes=0, dropped_segments=0, new_epoch=False
+        )
         self._segments = segments
         self._history = history
         self._epoch = history.current
@@ -149,13 +163,18 @@ class Partition:
         clean = is_new or shutdown is not None
         segments: list[Segment] = []
         cut = False
+        cut_bytes = dropped = 0
         for i, base in enumerate(bases):
             seg = Segment.open(directory, base, index_interval_bytes=config.index_interval_bytes)
             if cut or (segments and base != segments[-1].next_offset):
+                cut_bytes += seg.size
+                dropped += 1
                 seg.delete()  # after a gap nothing is reachable
                 cut = True
                 continue
+            size = seg.size
             cut |= seg.recover(full=not clean and i == len(bases) - 1)
+            cut_bytes += size - seg.size
             segments.append(seg)
         next_offset = segments[-1].next_offset if segments else history.entries[-1][1]
         if clean_end is not None and clean_end != next_offset:
@@ -165,10 +184,17 @@ class Partition:
             producers, max_epoch = shutdown.producers, shutdown.epoch
         else:
             producers, max_epoch = _rebuild_producers(segments)
+        epoch_before = history.current
         if is_new:
             history.save()
         elif not clean or cut or max_epoch > history.current:
             history.bump(at_least=max_epoch, start_offset=next_offset)
+        recovery = Recovery(
+            clean=clean,
+            cut_bytes=cut_bytes,
+            dropped_segments=dropped,
+            new_epoch=history.current != epoch_before,
+        )
         if os.path.exists(marker):  # from now on a crash must look unclean
             os.unlink(marker)
             fsync_dir(directory)
@@ -179,6 +205,7 @@ class Partition:
             history=history,
             producers=producers,
             next_offset=next_offset,
+            recovery=recovery,
         )
 
     # -- properties ----------------------------------------------------------

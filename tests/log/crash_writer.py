@@ -2,7 +2,7 @@
 
 Run as ``python crash_writer.py DIR SEED``. On start it recovers the
 partition in DIR, checks what it finds (exit code 3 on a defect), prints
-``ready <epoch> <next_offset>``, then loops: append a few batches whose
+``ready <epoch> <next_offset> <bytes cut by recovery>``, then loops: append a few batches whose
 records spell their own offsets, flush (half the time through the threaded
 take/write/complete path the broker uses), print ``durable <offset>``.
 The test kills it with SIGKILL at random moments.
@@ -55,7 +55,7 @@ def main() -> int:
     except AssertionError as exc:
         print(f"defect {exc}", flush=True)
         return 3
-    print(f"ready {part.epoch} {part.next_offset}", flush=True)
+    print(f"ready {part.epoch} {part.next_offset} {part.recovery.cut_bytes}", flush=True)
     now_ms = 0
     while True:
         for _ in range(rng.randint(1, 6)):

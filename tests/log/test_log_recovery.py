@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from log_helpers import SMALL, append_n, read_all
 
-from gamebus.log import Partition, decode_batches
+from gamebus.log import Partition, Recovery, decode_batches
 
 
 def build(path: Path, batches: int = 12, *, clean: bool = True) -> tuple[list[bytes], int]:
@@ -36,6 +36,7 @@ def test_reopening_a_cleanly_closed_log_changes_nothing(tmp_path: Path):
     before = snapshot(tmp_path)
     part = Partition.open(str(tmp_path), SMALL)
     assert (part.epoch, part.next_offset, read_all(part)) == (epoch, 36, data)
+    assert part.recovery == Recovery(clean=True, cut_bytes=0, dropped_segments=0, new_epoch=False)
     part.close()
     assert snapshot(tmp_path) == before
 
@@ -77,6 +78,7 @@ def test_truncating_inside_the_last_batch_recovers_exactly_the_batches_before_it
         assert part.next_offset == 33, cut
         assert read_all(part) == data[:-1], cut
         assert last_segment(work).stat().st_size == start, cut
+        assert part.recovery == Recovery(clean, cut - start, 0, True), cut
         shutil.rmtree(work)
 
 

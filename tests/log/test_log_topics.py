@@ -84,6 +84,7 @@ def test_the_package_exports_its_public_api():
             "Partition",
             "PendingWrite",
             "RecordBatch",
+            "Recovery",
             "Segment",
             "Topic",
             "decode_batches",
