@@ -103,14 +103,28 @@ async function main() {
     token: token("analyst"),
     onOpen: (conn) => conn.send({ op: "sub_alerts" }),
     onMessage: (msg) => {
-      if (msg.op !== "alert") return;
-      const alert = alerts.add(msg.alert);
-      if (!alert) return;
-      bumpAlerts(alert.match);
-      if (alert.match === stream.match) view.flag(alert.player, alert);
+      if (msg.op === "alert") showAlert(msg.alert);
     },
     onState: (state, detail) => showState($("conn-analyst"), state, detail),
   });
+
+  function showAlert(raw) {
+    const alert = alerts.add(raw);
+    if (!alert) return;
+    bumpAlerts(alert.match);
+    if (alert.match === stream.match) view.flag(alert.player, alert);
+  }
+
+  // The relay's alert feed is live only: alerts raised before this page
+  // opened come from the demo server's memory of them.
+  async function earlierAlerts() {
+    try {
+      const res = await fetch("alerts.json", { cache: "no-store" });
+      if (res.ok) for (const a of (await res.json()).alerts ?? []) showAlert(a);
+    } catch {
+      // Not essential: live alerts still arrive.
+    }
+  }
 
   // --- match picker -------------------------------------------------------
   // Matches come and go (the simulator starts a new one, with a new id, when
@@ -136,6 +150,7 @@ async function main() {
         b.querySelector(".mname").textContent = shortName(info.id);
         b.addEventListener("click", () => choose(info.id));
         buttons.set(info.id, b);
+        if (alerts.forMatch(info.id).length) bumpAlerts(info.id);
       }
       b.querySelector(".mmap").textContent = info.map ?? "";
       b.classList.toggle("ended", !info.live);
@@ -244,6 +259,7 @@ async function main() {
   analyst.start();
   updateMatches(config.matches ?? []);
   setInterval(pollMatches, 2000);
+  earlierAlerts();
 
   const frame = () => {
     view.draw();

@@ -1,11 +1,14 @@
-"""The demo's lobby: which matches are being played right now.
+"""The demo's lobby: which matches are being played, and the recent alerts.
 
 The relay streams matches by id but does not list them (a real game has a
 matchmaker for that), and ``gamebus sim --loop`` gives every new match a new
 id. So the demo server reads the match events topic itself and keeps a small
 table of matches: when each started, on which map, how many players joined,
 whether it ended. The page polls it (``GET /matches.json``) to fill its match
-picker and to move on when the watched match ends.
+picker and to move on when the watched match ends. It also keeps the latest
+anti-cheat alerts (``GET /alerts.json``): the relay's ``sub_alerts`` is live
+only, and a page opened (or reloaded) after a cheater was flagged should
+still ring them.
 
 :class:`Lobby` is pure (events and the time go in); :func:`watch_matches` is
 the bus edge that feeds it.
@@ -16,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gamebus.events import EVENTS_TOPIC, decode_event
+from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, decode_event
 
 __all__ = ["Lobby", "MatchInfo", "watch_matches"]
 
@@ -30,6 +34,8 @@ _log = logging.getLogger(__name__)
 QUIET_MS = 30_000
 #: Ended matches listed after the live ones, newest first.
 KEEP_ENDED = 4
+#: Alerts kept for pages that open late.
+KEEP_ALERTS = 100
 
 
 @dataclass(slots=True)
@@ -63,8 +69,12 @@ class Lobby:
 
     def __init__(self) -> None:
         self.matches: dict[str, MatchInfo] = {}
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=KEEP_ALERTS)
 
     def apply(self, event: Mapping[str, Any]) -> None:
+        if event.get("type") == "anticheat.alert":
+            self.alerts.append(dict(event))
+            return
         match, ts, kind = event.get("match"), event.get("ts"), event.get("type")
         if not isinstance(match, str) or not isinstance(ts, int):
             return
@@ -99,12 +109,23 @@ class Lobby:
 
 
 async def watch_matches(bus_url: str, lobby: Lobby, *, retry_s: float = 1.0) -> None:
-    """Feed ``lobby`` from every partition of the match events topic, forever.
+    """Feed ``lobby`` from the match events and alerts topics, forever.
 
-    Reads from the earliest offset so matches that began before the demo
-    server looked are listed too; retries while the topic does not exist yet
-    (the simulator creates it with its first event) or the broker restarts.
+    Reads from the earliest offset, so matches and alerts from before the
+    demo server looked are listed too. Each topic retries on its own while
+    it does not exist yet (the simulator and the anti-cheat service create
+    them with their first event) or the broker restarts; a retry reads the
+    topic again from the start into a cleared table, so nothing counts twice.
     """
+    await asyncio.gather(
+        _watch_topic(bus_url, EVENTS_TOPIC, lobby, lobby.matches.clear, retry_s),
+        _watch_topic(bus_url, ALERTS_TOPIC, lobby, lobby.alerts.clear, retry_s),
+    )
+
+
+async def _watch_topic(
+    bus_url: str, topic: str, lobby: Lobby, reset: Callable[[], None], retry_s: float
+) -> None:
     from gamebus.engines import connect
 
     while True:
@@ -115,8 +136,9 @@ async def watch_matches(bus_url: str, lobby: Lobby, *, retry_s: float = 1.0) -> 
             await asyncio.sleep(retry_s)
             continue
         try:
-            count = await bus.partitions(EVENTS_TOPIC)
-            readers = [asyncio.create_task(_read(bus, p, lobby)) for p in range(count)]
+            count = await bus.partitions(topic)
+            reset()
+            readers = [asyncio.create_task(_read(bus, topic, p, lobby)) for p in range(count)]
             try:
                 await asyncio.gather(*readers)
             finally:
@@ -126,15 +148,15 @@ async def watch_matches(bus_url: str, lobby: Lobby, *, retry_s: float = 1.0) -> 
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # topic missing yet, broker restarting: retry
-            _log.debug("lobby: %s; retrying", exc)
+            _log.debug("lobby: %s: %s; retrying", topic, exc)
             await asyncio.sleep(retry_s)
         finally:
             with contextlib.suppress(Exception):
                 await bus.close()
 
 
-async def _read(bus: Any, partition: int, lobby: Lobby) -> None:
-    sub = await bus.subscribe(EVENTS_TOPIC, partition, "earliest")
+async def _read(bus: Any, topic: str, partition: int, lobby: Lobby) -> None:
+    sub = await bus.subscribe(topic, partition, "earliest")
     try:
         async for batch in sub:
             for record in batch.records:

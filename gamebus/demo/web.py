@@ -68,6 +68,7 @@ def make_app(site: DemoSite) -> web.Application:
     app.router.add_get("/config.json", _config)
     app.router.add_get("/token", _token)
     app.router.add_get("/matches.json", _matches)
+    app.router.add_get("/alerts.json", _alerts)
     app.router.add_get("/status.json", _status)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/maps/{name}.json", _map)
@@ -143,6 +144,11 @@ async def _token(request: web.Request) -> web.Response:
 async def _matches(request: web.Request) -> web.Response:
     site: DemoSite = request.app["site"]
     return web.json_response({"matches": site.lobby.listing(now_ms())}, headers={"Cache-Control": "no-store"})
+
+
+async def _alerts(request: web.Request) -> web.Response:
+    site: DemoSite = request.app["site"]
+    return web.json_response({"alerts": list(site.lobby.alerts)}, headers={"Cache-Control": "no-store"})
 
 
 async def _status(request: web.Request) -> web.Response:
