@@ -424,9 +424,16 @@ class StreamChecker:
         self.seq: dict[tuple[str, str, str], int] = {}
 
     def frame(self, match: str, topic: str, position: dict[str, Any],
-              evs: list[dict[str, Any]], strict: bool) -> list[tuple[str, str]]:
-        """Check one events frame; return [(kind, detail)] of gaps and duplicates."""
+              evs: list[dict[str, Any]], strict: bool,
+              count: int | None = None) -> list[tuple[str, str]]:
+        """Check one events frame; return [(kind, detail)] of gaps and duplicates.
+
+        ``count`` is the number of events in the frame when ``evs`` holds
+        only some of them (a client that decodes positions lazily); the
+        sequence checks then apply to ``evs`` only.
+        """
         problems: list[tuple[str, str]] = []
+        n = len(evs) if count is None else count
         offsets = position.get("offsets") or {}
         epochs = position.get("epochs") or {}
         epoch = int(epochs.get(topic, position.get("epoch", 0)) or 0)
@@ -436,10 +443,10 @@ class StreamChecker:
             if prev is not None and prev[0] == epoch:
                 if end <= prev[1]:
                     problems.append(("duplicate", f"{match} {topic} offset {end} <= {prev[1]}"))
-                elif strict and topic == "game.events" and end - len(evs) != prev[1]:
-                    kind = "gap" if end - len(evs) > prev[1] else "duplicate"
+                elif strict and topic == "game.events" and end - n != prev[1]:
+                    kind = "gap" if end - n > prev[1] else "duplicate"
                     problems.append((kind, f"{match} {topic} frame starts at "
-                                           f"{end - len(evs)}, expected {prev[1]}"))
+                                           f"{end - n}, expected {prev[1]}"))
             self.next_offset[(match, topic)] = (epoch, end)
         for ev in evs:
             src, seq = ev.get("src"), ev.get("seq")
