@@ -92,7 +92,7 @@ log = logging.getLogger("gamebus.client")
 #: five sequences per producer for deduplication, so more in flight could
 #: make a retry look like a gap.
 MAX_IN_FLIGHT_PER_PARTITION: Final = 5
-_MAX_RECORDS_PER_BATCH: Final = 10_000
+_MAX_RECORDS_PER_BATCH: Final = 20_000
 #: Under the broker's default 1 MiB batch limit, with room for msgpack framing.
 _MAX_BATCH_BYTES: Final = 1_000_000
 _DEFAULT_ACKS: Final[dict[str, Acks]] = {s.name: s.acks for s in DEFAULT_TOPICS}  # type: ignore[misc]
@@ -112,10 +112,15 @@ def _new_producer_id() -> int:
 class _Acc:
     """Records accumulating for the next batch of one partition."""
 
-    __slots__ = ("acks", "first_ts", "max_ts", "nbytes", "records", "timer", "waiters")
+    __slots__ = ("acks", "cap", "fast", "first_ts", "max_ts", "nbytes", "records", "timer", "waiters")
 
-    def __init__(self, acks: Acks) -> None:
+    def __init__(self, acks: Acks, cap: int, fast: bool) -> None:
         self.acks: Acks = acks
+        #: Buffer bytes reserved for this batch; appends within it need no
+        #: global bookkeeping (the send_nowait fast path).
+        self.cap = cap
+        #: Takes fast-path appends (the lane's default ack level).
+        self.fast = fast
         self.records: list[bytes] = []
         self.nbytes = 0
         self.waiters: list[tuple[int, asyncio.Future[ProduceResult]]] | None = None
@@ -127,10 +132,18 @@ class _Acc:
 class _Lane:
     """One (topic, partition): its sequence, its batches queued and in flight."""
 
-    __slots__ = ("acc", "inflight", "partition", "producer_id", "queue", "seq", "topic")
+    __slots__ = (
+        "acc", "default_acks", "inflight", "limit", "partition", "producer_id", "queue", "seq",
+        "topic",
+    )  # fmt: skip
 
     def __init__(self, topic: str, partition: int, producer_id: int) -> None:
         self.topic, self.partition = topic, partition
+        self.default_acks: Acks = "memory"
+        #: Seal the open batch at this size: ``batch_bytes`` normally, up to
+        #: the broker's batch limit while the lane has no free in-flight slot
+        #: (batches grow instead of queueing: adaptive batching under load).
+        self.limit = 0
         self.producer_id = producer_id
         self.seq = 0
         self.inflight = 0
@@ -170,6 +183,9 @@ class Producer:
         self._bus_options = bus_options
         self.linger_s = linger_ms / 1000
         self.batch_bytes = min(batch_bytes, _MAX_BATCH_BYTES)
+        #: How big an open batch may grow while its partition has no free
+        #: in-flight slot (adaptive batching under load).
+        self.busy_batch_bytes = min(4 * self.batch_bytes, _MAX_BATCH_BYTES)
         self.max_buffer_bytes = max_buffer_bytes
         self._acks_default: Acks | None = acks if isinstance(acks, str) else None  # type: ignore[assignment]
         self._acks_map: dict[str, Acks] = dict(_DEFAULT_ACKS)
@@ -181,6 +197,8 @@ class Producer:
         self._producer_id = _new_producer_id() if idempotent else -1
         self._counts: dict[str, int] = {}
         self._lanes: dict[tuple[str, int], _Lane] = {}
+        #: (topic, key) -> lane, for the send_nowait fast path.
+        self._route: dict[tuple[str, str | None], _Lane] = {}
         self._unresolved: dict[str, list[tuple[bytes, str | None, int | None, Acks, int | None]]] = {}
         self._resolving: set[asyncio.Task[None]] = set()
         self._inflight: set[asyncio.Future[Any]] = set()
@@ -324,15 +342,14 @@ class Producer:
         """
         data, ts, match = self._encode(event)
         level = acks or self._acks_for(topic)
-        while self._buffered + len(data) > self.max_buffer_bytes and self._buffered:
-            self._room.clear()
-            await self._room.wait()
         if topic not in self._counts:
             await self._resolve(topic)
         future: asyncio.Future[ProduceResult] | None = None
         if level != "none":
             future = asyncio.get_running_loop().create_future()
-        self._add(topic, data, key or match, partition, level, ts, future)
+        while not self._add(topic, data, key or match, partition, level, ts, future):
+            self._room.clear()
+            await self._room.wait()
         if future is None:
             return None
         return await future
@@ -346,31 +363,41 @@ class Producer:
         partition: int | None = None,
         acks: Acks | None = None,
     ) -> None:
-        """Publish one event without waiting; never blocks (see the buffer policy)."""
+        """Publish one event without waiting; never blocks (see the buffer policy).
+
+        The fast path: pre-encoded ``bytes`` with a key already seen and the
+        topic's default ack level cost a dict lookup and a list append.
+        """
+        if type(event) is bytes and acks is None and partition is None:
+            lane = self._route.get((topic, key))
+            if lane is not None:
+                acc = lane.acc
+                if acc is not None and acc.fast:
+                    n = len(event)
+                    if acc.nbytes + n <= acc.cap:
+                        acc.records.append(event)
+                        acc.nbytes += n
+                        return
         data, ts, match = self._encode(event)
         level = acks or self._acks_for(topic)
         key = key or match
-        if self._buffered + len(data) > self.max_buffer_bytes:
-            if topic != POSITIONS_TOPIC and not (
-                isinstance(event, Mapping) and event.get("type") == "pos"
-            ):
-                raise LimitExceeded("producer buffer bytes", self._buffered + len(data), self.max_buffer_bytes)
-            if not self._replace_oldest_position(topic, key, partition, data):
-                self.dropped_positions += 1
-            return
         if topic not in self._counts:
             self._defer(topic, data, key, partition, level, ts)
             return
-        self._add(topic, data, key, partition, level, ts, None)
+        if self._add(topic, data, key, partition, level, ts, None):
+            return
+        if topic != POSITIONS_TOPIC and not (isinstance(event, Mapping) and event.get("type") == "pos"):
+            raise LimitExceeded(
+                "producer buffer bytes", self._buffered + len(data), self.max_buffer_bytes
+            )
+        if not self._replace_oldest_position(topic, key, partition, data):
+            self.dropped_positions += 1
 
     def _replace_oldest_position(
         self, topic: str, key: str | None, partition: int | None, data: bytes
     ) -> bool:
-        count = self._counts.get(topic)
-        if count is None:
-            return False
         if partition is None:
-            partition = int(crc32c(key.encode())) % count if key else 0
+            partition = int(crc32c(key.encode())) % self._counts[topic] if key else 0
         lane = self._lanes.get((topic, partition))
         acc = lane.acc if lane is not None else None
         if acc is None or not acc.records or acc.waiters:
@@ -378,7 +405,6 @@ class Producer:
         dropped = acc.records.pop(0)
         acc.records.append(data)
         acc.nbytes += len(data) - len(dropped)
-        self._buffered += len(data) - len(dropped)
         self.dropped_positions += 1
         return True
 
@@ -404,7 +430,7 @@ class Producer:
             for d, k, p, a, t in items:
                 self._buffered -= len(d)
                 if topic in self._counts:
-                    self._add(topic, d, k, p, a, t, None)
+                    self._add(topic, d, k, p, a, t, None, force=True)
             self._room.set()
 
         task = asyncio.ensure_future(resolve())
@@ -420,6 +446,22 @@ class Producer:
                 await bus.create_topic(topic, partitions=self.default_partitions)
             self._counts[topic] = await bus.partitions(topic)
 
+    def _lane(self, topic: str, key: str | None, partition: int | None) -> _Lane:
+        route_key = None
+        if partition is None:
+            route_key = (topic, key)
+            partition = int(crc32c(key.encode())) % self._counts[topic] if key else 0
+        lane = self._lanes.get((topic, partition))
+        if lane is None:
+            lane = self._lanes[(topic, partition)] = _Lane(topic, partition, self._producer_id)
+            lane.default_acks = self._acks_for(topic)
+            lane.limit = self.batch_bytes
+        if route_key is not None and route_key not in self._route:
+            if len(self._route) >= 65_536:
+                self._route.clear()  # bounded: many short-lived match ids
+            self._route[route_key] = lane
+        return lane
+
     def _add(
         self,
         topic: str,
@@ -429,19 +471,23 @@ class Producer:
         acks: Acks,
         ts: int | None,
         future: asyncio.Future[ProduceResult] | None,
-    ) -> None:
-        if partition is None:
-            partition = int(crc32c(key.encode())) % self._counts[topic] if key else 0
-        lane = self._lanes.get((topic, partition))
-        if lane is None:
-            lane = self._lanes[(topic, partition)] = _Lane(topic, partition, self._producer_id)
+        *,
+        force: bool = False,
+    ) -> bool:
+        """Append to the partition's open batch; False when the buffer has no room."""
+        lane = self._lane(topic, key, partition)
         acc = lane.acc
         n = len(data)
-        if acc is not None and (acc.acks != acks or acc.nbytes + n > self.batch_bytes):
+        if acc is not None and (acc.acks != acks or acc.nbytes + n > acc.cap):
             self._seal(lane)  # a new ack level starts a new batch; order is kept
             acc = None
         if acc is None:
-            acc = lane.acc = _Acc(acks)
+            room = self.max_buffer_bytes - self._buffered
+            if room < n and not force:
+                return False
+            cap = max(min(lane.limit, room), n)
+            self._buffered += cap  # reserve; the unused part is returned on seal
+            acc = lane.acc = _Acc(acks, cap, acks == lane.default_acks)
             if ts is not None:
                 acc.first_ts = acc.max_ts = ts
             loop = self._loop or asyncio.get_running_loop()
@@ -454,9 +500,9 @@ class Producer:
             acc.waiters.append((len(acc.records), future))
         acc.records.append(data)
         acc.nbytes += n
-        self._buffered += n
-        if acc.nbytes >= self.batch_bytes or len(acc.records) >= _MAX_RECORDS_PER_BATCH:
+        if acc.nbytes >= acc.cap or len(acc.records) >= _MAX_RECORDS_PER_BATCH:
             self._seal(lane)
+        return True
 
     def _seal(self, lane: _Lane) -> None:
         acc = lane.acc
@@ -465,13 +511,29 @@ class Producer:
         lane.acc = None
         if acc.timer is not None:
             acc.timer.cancel()
+        self._buffered -= acc.cap - acc.nbytes  # keep only what is really held
         if acc.records:
             lane.queue.append(acc)
             self._pump(lane)
+        else:
+            self._release(0)
 
     def _pump(self, lane: _Lane) -> None:
         while lane.queue and lane.inflight < MAX_IN_FLIGHT_PER_PARTITION:
             self._send_batch(lane, lane.queue.popleft())
+        acc = lane.acc
+        if lane.inflight < MAX_IN_FLIGHT_PER_PARTITION:
+            lane.limit = self.batch_bytes
+            if acc is not None and acc.nbytes >= self.batch_bytes:
+                self._seal(lane)  # it grew while the lane was busy
+        else:
+            lane.limit = self.busy_batch_bytes
+            if acc is not None and acc.cap < lane.limit and len(acc.records) < 10_000:
+                # No free slot: let the open batch grow rather than queue another.
+                extra = min(lane.limit - acc.cap, self.max_buffer_bytes - self._buffered)
+                if extra > 0:
+                    acc.cap += extra
+                    self._buffered += extra
 
     def _send_batch(self, lane: _Lane, acc: _Acc) -> None:
         seq = -1
