@@ -48,10 +48,10 @@ class SkillTier:
 SKILL_TIERS: Final[dict[str, SkillTier]] = {
     t.name: t
     for t in (
-        SkillTier("casual", 215, 30, 70, 90, 120, 0.12, 0.10, 1.6, 0.15, 1.9, 95),
-        SkillTier("average", 195, 25, 60, 75, 100, 0.10, 0.08, 1.2, 0.30, 1.5, 75),
-        SkillTier("good", 182, 22, 50, 65, 85, 0.07, 0.06, 0.85, 0.50, 1.2, 60),
-        SkillTier("pro", 172, 20, 42, 55, 70, 0.05, 0.05, 0.6, 0.70, 1.0, 48),
+        SkillTier("casual", 215, 30, 70, 60, 85, 0.12, 0.10, 1.6, 0.15, 1.9, 95),
+        SkillTier("average", 195, 25, 60, 50, 72, 0.10, 0.08, 1.2, 0.30, 1.5, 75),
+        SkillTier("good", 182, 22, 50, 42, 62, 0.07, 0.06, 0.85, 0.50, 1.2, 60),
+        SkillTier("pro", 172, 20, 42, 35, 52, 0.05, 0.05, 0.6, 0.70, 1.0, 48),
     )
 }
 #: Share of each tier in the population (most players are not good).

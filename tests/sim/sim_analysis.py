@@ -59,8 +59,12 @@ class Reaction:
     ping: int
 
 
-def reactions(events: list[Event], *, window_ms: int = 1500) -> list[Reaction]:
-    """Visible onsets (the game's eye-to-chest test) and the first shot at that target."""
+def reactions(events: list[Event], *, window_ms: int = 1500, unseen_ms: int = 1000) -> list[Reaction]:
+    """Visible onsets (the game's eye-to-chest test) and the first shot at that target.
+
+    An onset counts when the pair was out of sight for ``unseen_ms`` before
+    it (a target that only blinked behind a pillar is still being tracked).
+    """
     team = {e["player"]: e["team"] for e in events if e["type"] == "join"}
     game_map = get_map(next(e["map"] for e in events if e["type"] == "round_start"))
     by_ts: dict[int, dict[str, Event]] = defaultdict(dict)
@@ -71,6 +75,7 @@ def reactions(events: list[Event], *, window_ms: int = 1500) -> list[Reaction]:
         elif e["type"] == "shot" and "target" in e:
             shots[(e["player"], e["target"])].append(e["ts"])
     seen_before: set[tuple[str, str]] = set()
+    last_seen: dict[tuple[str, str], int] = {}
     out: list[Reaction] = []
     for ts in sorted(by_ts):
         pos = by_ts[ts]
@@ -83,6 +88,8 @@ def reactions(events: list[Event], *, window_ms: int = 1500) -> list[Reaction]:
         vis = line_of_sight_many(game_map, a, b)
         now = {pair for pair, v in zip(pairs, vis, strict=True) if v}
         for p, q in now - seen_before:
+            if ts - last_seen.get((p, q), -10**15) <= unseen_ms:
+                continue
             later = [t for t in shots.get((p, q), []) if ts <= t <= ts + window_ms]
             if not later:
                 continue
@@ -91,6 +98,8 @@ def reactions(events: list[Event], *, window_ms: int = 1500) -> list[Reaction]:
                                     (pos[q]["x"], pos[q]["y"], pos[q]["z"] + CHEST_HEIGHT_M))
             off = angle_between(ev["yaw"], ev["pitch"], yaw, pitch)
             out.append(Reaction(p, q, ts, later[0] - ts, off, ev["ping"]))
+        for pair in now:
+            last_seen[pair] = ts
         seen_before = now
     return out
 
