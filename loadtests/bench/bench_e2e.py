@@ -338,7 +338,8 @@ def _terminate(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
 
 def measure(*, duration_s: float, clients: int, client_procs: int = 2,
             matches: int = MATCHES, players: int = PLAYERS, tick_hz: int = TICK_HZ,
-            anticheat: bool = True, sample_interval_s: float = 1.0) -> dict[str, Any]:
+            anticheat: bool = True, sample_interval_s: float = 1.0,
+            profile: bool = False) -> dict[str, Any]:
     """One run of the whole pipeline; returns the raw measurements."""
     from loadtests.run import local_services
 
@@ -394,12 +395,21 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
         sampler.add("simulator", pub.pid)
         sampler.start()
         t0 = time.monotonic()
+        profiles: dict[str, Any] = {}
+        if profile:
+            # Profile the middle of the run: after warm-up, before the end.
+            time.sleep(min(duration_s / 3, 30.0))
+            targets = {n: p for n, p in pids.items() if n in ("broker", "relay", "anticheat")}
+            targets["clients"] = client_list[0].pid
+            targets["simulator"] = pub.pid
+            profiles = _start_profiles(targets, min(duration_s / 3, 30.0), work)
         try:
             pub.wait(timeout=duration_s + 120)
         except subprocess.TimeoutExpired:
             notes.append("the publisher did not finish in time")
             _terminate(pub)
         elapsed = time.monotonic() - t0
+        hot = _profile_summary(profiles) if profiles else {}
         time.sleep(1.0)  # let the last frames arrive
         components = sampler.stop()
         alive = services.alive()
@@ -418,10 +428,59 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
         "duration_s": duration_s, "elapsed_s": elapsed, "clients": clients,
         "connected": connected, "client_procs": client_procs, "matches": matches,
         "players": players, "tick_hz": tick_hz, "publisher": pub_data, "client_results": cl,
-        "components": components, "alive": alive, "notes": notes,
+        "components": components, "alive": alive, "notes": notes, "profile": hot,
         "logs": logs if not pub_data or not all(cl) else {},
         "relay_log": relay_log[-800:], "broker_log": broker_log[-800:],
     }
+
+
+def _pyspy() -> str | None:
+    import shutil
+
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return exe if Path(exe).exists() else None
+
+
+def _start_profiles(pids: dict[str, int], seconds: float, work: Path) -> dict[str, Any]:
+    """``py-spy record`` each process for ``seconds`` (50 Hz, nonblocking)."""
+    exe = _pyspy()
+    if exe is None:
+        return {}
+    procs = {}
+    for name, pid in pids.items():
+        out = work / f"profile-{name}.txt"
+        procs[name] = (subprocess.Popen(
+            [exe, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50", "-f", "raw",
+             "-o", str(out), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out)
+    return procs
+
+
+def _profile_summary(procs: dict[str, Any], top: int = 5) -> dict[str, list[tuple[str, float]]]:
+    """Top self-time functions per process, as shares of its busy samples."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for name, (proc, path) in procs.items():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=120)
+        if proc.poll() is None:
+            _terminate(proc)
+        selfs: dict[str, int] = {}
+        total = 0
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                stack, _, count = line.rpartition(" ")
+                if not count.isdigit():
+                    continue
+                leaf = stack.split(";")[-1]
+                func, _, where = leaf.partition(" (")
+                where = where.rstrip(")").rsplit(":", 1)[0]
+                label = f"{func} ({'/'.join(where.split('/')[-2:])})"
+                selfs[label] = selfs.get(label, 0) + int(count)
+                total += int(count)
+        if total:
+            ranked = sorted(selfs.items(), key=lambda kv: -kv[1])[:top]
+            out[name] = [(label, 100.0 * n / total) for label, n in ranked]
+    return out
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -466,7 +525,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         + counts.get("connect_failed", 0),
         "publish_errors": int(pub.get("n_errors", 0)),
         "problems": problems[:10], "components": comps, "memory_series": memory_series,
-        "alive": raw["alive"], "notes": raw["notes"],
+        "alive": raw["alive"], "notes": raw["notes"], "profile": raw.get("profile", {}),
         "latency_samples": lat,
     }
 
@@ -483,22 +542,23 @@ def run(repeats: int = 1, *, quick: bool = False, duration_s: float | None = Non
     """The suite entry point: the main run (repeated), then the clients curve.
 
     Quick: 30 s with 200 clients and a short curve; full: 5 minutes with
-    1,000 clients, and the curve at 100 / 1,000 / 5,000 clients, 40 s each.
+    1,000 clients, and the curve at 100 / 300 / 1,000 / 5,000 clients, 30 s each.
     """
     duration = duration_s or (30.0 if quick else 300.0)
     n_clients = clients or (200 if quick else 1000)
     runs = [summarize(measure(duration_s=duration, clients=n_clients,
-                              client_procs=client_procs)) for _ in range(max(repeats, 1))]
+                              client_procs=client_procs, profile=(i == 0)))
+            for i in range(max(repeats, 1))]
     main_run = runs[len(runs) // 2] if len(runs) > 1 else runs[0]
     p99s = median_spread([r["latency_ms"]["p99"] for r in runs])
     p50s = median_spread([r["latency_ms"]["p50"] for r in runs])
     curve: dict[str, Any] | None = None
     do_scaling = scaling if scaling is not None else True
     if do_scaling:
-        points = (50, 200, 500) if quick else (100, 1000, 5000)
+        points = (50, 200, 500) if quick else (100, 300, 1000, 5000)
         curve_runs = []
         for n in points:
-            s = summarize(measure(duration_s=15.0 if quick else 40.0, clients=n,
+            s = summarize(measure(duration_s=15.0 if quick else 30.0, clients=n,
                                   client_procs=client_procs, anticheat=False))
             curve_runs.append({"clients": n, "connected": s["connected"],
                                "events_out_per_s": s["events_out_per_s"],
@@ -510,7 +570,8 @@ def run(repeats: int = 1, *, quick: bool = False, duration_s: float | None = Non
                                "client_errors": s["client_errors"]})
         curve = {"param": "clients", "x": [c["clients"] for c in curve_runs],
                  "throughput": [c["events_out_per_s"] for c in curve_runs],
-                 "p99_ms": [c["p99_ms"] for c in curve_runs], "points": curve_runs}
+                 "p99_ms": [c["p99_ms"] for c in curve_runs], "points": curve_runs,
+                 "seconds": 15.0 if quick else 30.0}
     return _report(main_run, runs, p50s, p99s, curve, duration, n_clients, client_procs)
 
 
@@ -549,6 +610,13 @@ def _report(main_run: dict[str, Any], runs: list[dict[str, Any]], p50s: dict[str
                if len(runs) > 1 else "")
             + ".\n\n" + table + "\n\nCPU (100% = one core) and memory per component:\n\n"
             + ctable)
+    hot = main_run.get("profile") or runs[0].get("profile") or {}
+    if hot:
+        text += ("\n\nWhere the time goes (py-spy, 50 Hz, a third of the run; self time as a "
+                 "share of each process's busy samples):\n\n" + markdown_table(
+                     ["process", "top self-time functions"],
+                     [[name, "; ".join(f"{f} {pct:.0f}%" for f, pct in funcs)]
+                      for name, funcs in hot.items()], align="ll"))
     if curve:
         crow = [[p["clients"], f"{p['connected']:,}", fmt_num(p["events_out_per_s"]),
                  f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}",
@@ -556,7 +624,7 @@ def _report(main_run: dict[str, Any], runs: list[dict[str, Any]], p50s: dict[str
                  f"{p['gaps']}/{p['duplicates']}", str(p["client_errors"])]
                 for p in curve["points"]]
         text += ("\n\nScaling with the number of clients (same publish load, no anti-cheat, "
-                 "40 s each):\n\n" + markdown_table(
+                 f"{curve['seconds']:.0f} s each):\n\n" + markdown_table(
                      ["clients", "connected", "events out/s", "p50 ms", "p99 ms", "relay CPU",
                       "clients CPU", "gaps/dups", "client errors"], crow))
     growth = {n: comps[n]["rss_growth_pct"] for n in ("broker", "relay") if n in comps}
