@@ -96,12 +96,35 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     timeout = args.timeout or (600.0 if args.quick else 1800.0)
     results = run_suite(names, repeats=repeats, quick=args.quick, timeout_s=timeout)
     command = "gamebus bench" + "".join(f" {a}" for a in _argv_tail())
+    failed = [n for n, r in results["modules"].items() if r["status"] == "failed"]
+    if args.only:
+        _carry_over(results, args.json_output)
     if not args.no_write:
         write_report(results, command=command, output=args.output,
                      json_output=args.json_output, plots_dir=args.plots_dir)
         print(f"wrote {args.output} and {args.json_output}")
-    failed = [n for n, r in results["modules"].items() if r["status"] == "failed"]
     return 1 if failed else 0
+
+
+def _carry_over(results: dict[str, Any], json_output: Path) -> None:
+    """With ``--only``, keep the other modules' last results (marked as such).
+
+    So that re-running one module does not turn every other goal into "not
+    measured"; the suite table says which numbers are from an earlier run.
+    """
+    try:
+        previous = json.loads(json_output.read_text())
+    except (OSError, ValueError):
+        return
+    when = previous.get("started", "an earlier run")
+    for name, mod in (previous.get("modules") or {}).items():
+        if name in results["modules"] or mod.get("status") != "ok":
+            continue
+        carried = dict(mod)
+        carried["note"] = f"carried over from {mod.get('from', when)}"
+        carried["from"] = mod.get("from", when)
+        carried["section"] = None  # its section in the page stays as it is
+        results["modules"][name] = carried
 
 
 def _argv_tail() -> list[str]:
@@ -411,6 +434,8 @@ def _suite_section(results: Mapping[str, Any]) -> str:
         if mod["status"] == "ok":
             res = mod["result"]
             note = res.get("title", "") or note
+        if mod.get("from"):
+            note = f"{note} (carried over from {mod['from']})".strip()
         rows.append([name, mod["status"], f"{mod['seconds']:.0f} s", note])
     text = "## Suite run\n\n" + markdown_table(["module", "status", "time", "note"], rows,
                                                 align="llrl")
