@@ -1,0 +1,57 @@
+"""``gamebus sim``: files without a network, the bus through the SDK, and batches of matches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gamebus.cli import main
+from gamebus.events import validate_event
+from gamebus.sim.batch import match_id_for, match_seed, simulate_matches
+from gamebus.sim.io import cheater_labels, read_events, read_labels
+
+
+def test_sim_out_writes_events_and_a_separate_labels_file(tmp_path: Path):
+    out, labels = tmp_path / "ev.msgpack", tmp_path / "labels.jsonl"
+    code = main(["sim", "--matches", "2", "--players", "8", "--cheaters", "2", "--seed", "3",
+                 "--duration", "3", "--out", str(out), "--labels", str(labels)])
+    assert code == 0
+    events = list(read_events(out))
+    assert {e["match"] for e in events} == {match_id_for(3, 0), match_id_for(3, 1)}
+    assert all(validate_event(e) == e for e in events)
+    expected = [e for rec in simulate_matches(3, 2, players=8, cheaters=2, duration_s=3)
+                for e in rec.events]
+    assert events == expected
+    records = read_labels(labels)
+    assert [r["match"] for r in records] == [match_id_for(3, 0), match_id_for(3, 1)]
+    assert all(len(r["players"]) == 8 and len(r["cheaters"]) == 2 for r in records)
+    truth = cheater_labels(records)
+    assert len(truth) == 4
+    assert not any("kind" in e or "intensity" in e for e in events)
+
+
+def test_sim_needs_an_output(capsys: pytest.CaptureFixture[str]):
+    assert main(["sim", "--matches", "1"]) == 1
+    assert "--out" in capsys.readouterr().err
+
+
+def test_a_match_of_a_batch_does_not_depend_on_the_batch_or_the_workers():
+    alone = next(simulate_matches(9, 1, first=2, players=6, duration_s=2))
+    batch = list(simulate_matches(9, 3, players=6, duration_s=2, workers=2))
+    assert batch[2].events == alone.events
+    assert batch[2].seed == match_seed(9, 2)
+    assert len({r.seed for r in batch}) == 3
+    assert batch[0].end_ts_ms < batch[1].start_ts_ms  # one after the other on the clock
+
+
+def test_sim_publishes_to_a_real_broker(tmp_path: Path):
+    pytest.importorskip("gamebus.client")
+    from tests.support.broker import BrokerProcess
+
+    labels = tmp_path / "labels.jsonl"
+    with BrokerProcess(tmp_path / "data") as broker:
+        code = main(["sim", "--bus", broker.url, "--matches", "2", "--players", "4",
+                     "--duration", "1", "--fast", "--labels", str(labels)])
+    assert code == 0
+    assert len(read_labels(labels)) == 2

@@ -1,0 +1,119 @@
+"""Publishing: positions fire-and-forget, match events durable and in order, labels never sent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC, decode_event
+from gamebus.sim import MatchSimulator, simulate_match
+from gamebus.sim.publish import publish_matches
+
+START = 1_767_225_600_000
+
+
+def _factory(duration_s: float = 2.0):
+    def make(index: int, start_ts_ms: int) -> MatchSimulator:
+        return MatchSimulator(seed=40 + index, match_id=f"pub{index}", players=6, cheaters=1,
+                              duration_s=duration_s, start_ts_ms=START)
+    return make
+
+
+class FakeProducer:
+    """Records what a real Producer would be asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any], str | None]] = []
+
+    def send_nowait(self, topic: str, event: Any, *, key: str | None = None) -> None:
+        self.sent.append(("nowait", topic, dict(event), key))
+
+    async def send(self, topic: str, event: Any, *, key: str | None = None, acks: Any = None) -> None:
+        await asyncio.sleep(0)
+        self.sent.append((f"send:{acks}", topic, dict(event), key))
+
+    async def flush(self) -> None:
+        pass
+
+
+async def test_positions_are_fire_and_forget_and_match_events_durable():
+    producer = FakeProducer()
+    stats = await publish_matches(producer, _factory(), concurrent=2, total=2, realtime=False)
+    assert stats.matches == 2
+    for how, topic, event, key in producer.sent:
+        assert key == event["match"]
+        if event["type"] == "pos":
+            assert (how, topic) == ("nowait", POSITIONS_TOPIC)
+        else:
+            assert (how, topic) == ("send:durable", EVENTS_TOPIC)
+    assert stats.positions == sum(1 for s in producer.sent if s[2]["type"] == "pos")
+    assert stats.match_events == len(producer.sent) - stats.positions
+
+
+async def test_each_match_is_published_whole_and_in_order():
+    producer = FakeProducer()
+    await publish_matches(producer, _factory(), concurrent=2, total=2, realtime=False)
+    for index in range(2):
+        expected = simulate_match(seed=40 + index, match_id=f"pub{index}", players=6,
+                                  cheaters=1, duration_s=2.0, start_ts_ms=START).events
+        got = [event for _, _, event, key in producer.sent if key == f"pub{index}"]
+        assert [e for e in got if e["type"] != "pos"] == [e for e in expected if e["type"] != "pos"]
+        assert [e for e in got if e["type"] == "pos"] == [e for e in expected if e["type"] == "pos"]
+
+
+async def test_labels_are_handed_to_the_caller_not_to_the_producer():
+    producer = FakeProducer()
+    seen: list[MatchSimulator] = []
+    await publish_matches(producer, _factory(), concurrent=1, total=1, realtime=False,
+                          on_start=seen.append)
+    assert len(seen) == 1 and len(seen[0].labels) == 1
+    label_keys = {"kind", "intensity", "on_intervals", "closet", "skill"}
+    assert all(not (label_keys & set(event)) for _, _, event, _ in producer.sent)
+
+
+async def test_real_time_publishing_follows_the_tick_clock():
+    producer = FakeProducer()
+    t0 = time.monotonic()
+    stats = await publish_matches(producer, _factory(duration_s=1.0), concurrent=2, total=2,
+                                  realtime=True)
+    elapsed = time.monotonic() - t0
+    assert 0.95 <= elapsed < 3.0
+    assert stats.matches == 2
+
+
+async def test_publishing_to_a_real_broker_lands_every_event_in_its_match_partition(tmp_path: Path):
+    gamebus_client = pytest.importorskip("gamebus.client")
+    from tests.support.broker import BrokerProcess
+
+    with BrokerProcess(tmp_path / "data") as broker:
+        async with gamebus_client.Producer(broker.url) as producer:
+            stats = await publish_matches(producer, _factory(), concurrent=2, total=2,
+                                          realtime=False)
+        assert stats.matches == 2
+        bus = await gamebus_client.connect(broker.url)
+        try:
+            for index in range(2):
+                match = f"pub{index}"
+                expected = simulate_match(seed=40 + index, match_id=match, players=6, cheaters=1,
+                                          duration_s=2.0, start_ts_ms=START).events
+                for topic, want in (
+                    (EVENTS_TOPIC, [e for e in expected if e["type"] != "pos"]),
+                    (POSITIONS_TOPIC, [e for e in expected if e["type"] == "pos"]),
+                ):
+                    partition = await bus.partition_for(topic, match)
+                    got: list[dict[str, Any]] = []
+                    offset = 0
+                    while True:
+                        batches = await bus.fetch(topic, partition, offset)
+                        if not batches:
+                            break
+                        for batch in batches:
+                            got += [decode_event(r) for r in batch.records]
+                            offset = batch.next_offset
+                    assert [e for e in got if e["match"] == match] == want
+        finally:
+            await bus.close()
