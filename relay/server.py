@@ -37,8 +37,8 @@ from websockets.typing import Subprotocol
 
 from gamebus.engines import connect
 from gamebus.engines.base import Batch, Bus
-from gamebus.errors import InvalidEvent, OffsetOutOfRange
-from gamebus.events import ALERTS_TOPIC, POSITIONS_TOPIC, decode_event
+from gamebus.errors import OffsetOutOfRange
+from gamebus.events import ALERTS_TOPIC, POSITIONS_TOPIC
 from relay.backpressure import Frame
 from relay.channels import (
     Channel,
@@ -72,7 +72,7 @@ from relay.protocol import (
     encode_message,
     parse_client_message,
 )
-from relay.records import Record
+from relay.records import Record, decode_record
 from relay.tokens import TokenError, token_from_request, verify_token
 
 __all__ = ["Relay", "run_relay"]
@@ -523,11 +523,10 @@ class Relay:
     # -- data path -----------------------------------------------------------
 
     def _decode(self, offset: int, raw: bytes) -> Record | None:
-        try:
-            return Record(offset, raw, decode_event(raw))
-        except InvalidEvent:
+        rec = decode_record(offset, raw)
+        if rec is None:
             self.metrics.malformed_events.inc()
-            return None
+        return rec
 
     def _on_batch(self, feed: Feed, batch: Batch, first: int) -> None:
         now_ms = time.time() * 1000
