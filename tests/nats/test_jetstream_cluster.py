@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from gamebus.engines.base import Batch, Subscription
 from gamebus.engines.jetstream import JetStreamBus, JetStreamMembership, connect_jetstream
-from gamebus.errors import EngineUnavailable, GamebusError
+from gamebus.errors import ConfigError, EngineUnavailable, GamebusError
 from tests.nats.support import NatsCluster, NatsServer, nats_server_available, wait_for_jetstream
 
 pytestmark = pytest.mark.nats
 
 MATCHES = [f"m{i}" for i in range(8)]
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +37,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
         c.stop()
 
 
+async def eventually(action: Callable[[], Awaitable[T]], *, timeout_s: float = 30.0) -> T:
+    """``action()``, retried while the cluster (re)forms: elections, peers not yet placed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            return await action()
+        except GamebusError as e:
+            placement = isinstance(e, ConfigError)  # "insufficient resources" while peers join
+            if not (e.retriable or placement) or loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
 async def create_replicated(bus: JetStreamBus, topic: str, partitions: int) -> None:
     """Create an R=3 topic, retrying while the cluster elects its meta leader."""
-    for _ in range(50):
-        try:
-            await bus.create_topic(topic, partitions=partitions, replicas=3)
-            return
-        except GamebusError as e:
-            if "insufficient resources" not in str(e) and not e.retriable:
-                raise
-            await asyncio.sleep(0.2)
-    raise AssertionError("could not create an R=3 topic")
+    await eventually(lambda: bus.create_topic(topic, partitions=partitions, replicas=3))
 
 
 def node_named(cluster: NatsCluster, name: str | None) -> NatsServer:
@@ -144,10 +152,10 @@ async def test_durable_events_survive_killing_the_stream_leader(cluster: NatsClu
     assert before_kill > 0 and during_outage > 0, (before_kill, during_outage)
     assert all(not v for v in failed.values()), f"produces gave up: {failed}"
     # Every acknowledged event is stored exactly once, in per-match order.
-    stored = per_match(await read_all(bus, topic, partitions))
+    stored = per_match(await eventually(lambda: read_all(bus, topic, partitions)))
     assert stored == acked
     # ... and both relays, on different nodes, delivered exactly that, live, through the failover.
-    end = (await bus.metadata(topic))[0].log_end
+    end = (await eventually(lambda: bus.metadata(topic)))[0].log_end
 
     async def caught_up() -> None:
         while any(sum(len(b.records) for b in into) < total for into in seen):
@@ -220,7 +228,8 @@ async def test_without_quorum_produce_fails_with_a_retriable_error(cluster: Nats
     # Quorum is back: the same produce goes through (and "lost?" is stored at most once).
     bus2 = await connect_jetstream(survivor.url, produce_timeout_ms=20_000)
     assert await bus2.produce(topic, 0, [b"after"], acks="durable") is not None
-    records = [r for b in await read_all(bus2, topic, 1) for r in b.records]
+    stored = await eventually(lambda: read_all(bus2, topic, 1))
+    records = [r for b in stored for r in b.records]
     assert records[0] == b"before" and records[-1] == b"after" and len(records) <= 3
     await bus2.close()
     await bus.close()
