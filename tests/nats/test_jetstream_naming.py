@@ -89,3 +89,23 @@ def test_more_members_than_partitions_leaves_some_idle() -> None:
     owned = [assign(members, {"t": 2}, m) for m in "abc"]
     assert sorted(p for share in owned for _, p in share) == [0, 1]
     assert [] in owned
+
+
+def test_election_symptoms_are_retriable_and_become_engine_unavailable() -> None:
+    import nats.errors
+    import nats.js.errors
+
+    from gamebus.engines.jetstream.translate import is_retriable, to_gamebus
+    from gamebus.errors import ConnectionLost, EngineUnavailable, RequestError
+
+    for exc in (
+        nats.errors.TimeoutError(),
+        nats.js.errors.NoStreamResponseError(),
+        nats.js.errors.ServiceUnavailableError(code=503, err_code=10008),
+    ):
+        assert is_retriable(exc)
+        assert isinstance(to_gamebus(exc, "x"), EngineUnavailable)
+    bad = nats.js.errors.BadRequestError(code=400, err_code=10071)
+    assert not is_retriable(bad)
+    assert type(to_gamebus(bad, "x")) is RequestError
+    assert isinstance(to_gamebus(nats.errors.ConnectionClosedError(), "x"), ConnectionLost)

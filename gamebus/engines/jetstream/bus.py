@@ -340,14 +340,17 @@ class JetStreamBus:
             raise InvalidRequest("records", "a produce needs at least one record")
         subject = naming.partition_subject(topic, partition)
         ids = self._ids(topic, partition, len(records), producer_id, sequence)
-        if acks == "none":
-            try:
-                for record, mid in zip(records, ids, strict=True):
-                    await self.nc.publish(subject, record, headers={"Nats-Msg-Id": mid})
-            except Exception as e:
-                raise to_gamebus(e, f"publish to {subject}") from e
-            return None
         lock = self._locks.setdefault((topic, partition), asyncio.Lock())
+        if acks == "none":
+            # Behind the lock too, so a fire-and-forget batch never overtakes an
+            # acknowledged one still being retried; the lock is held only to send.
+            async with lock:
+                try:
+                    for record, mid in zip(records, ids, strict=True):
+                        await self.nc.publish(subject, record, headers={"Nats-Msg-Id": mid})
+                except Exception as e:
+                    raise to_gamebus(e, f"publish to {subject}") from e
+            return None
         async with lock:
             seqs, duplicates = await self._publish_acked(state, subject, records, ids)
         return ProduceResult(
