@@ -75,3 +75,42 @@ async def test_producer_and_group_consumer_work_on_jetstream(
         assert await bus.committed("sdk", topic, p) is not None
     finally:
         await bus.close()
+
+
+async def test_two_group_consumers_split_a_topic_and_read_it_all(
+    nats_server: NatsServer, topic: str
+) -> None:
+    url = nats_server.url
+    bus = await gamebus.connect(url)
+    await bus.create_topic(topic, partitions=4)
+    for p in range(4):
+        await bus.produce(topic, p, [f"{p}:{i}".encode() for i in range(5)], acks="durable")
+    await bus.close()
+    seen: list[bytes] = []
+    a = gamebus.Consumer(url, [topic], group="split", start="earliest", member="a",
+                         session_timeout_ms=2_000)  # fmt: skip
+    b = gamebus.Consumer(url, [topic], group="split", start="earliest", member="b",
+                         session_timeout_ms=2_000)  # fmt: skip
+    await a.start()
+    await b.start()
+    try:
+
+        async def drain(consumer: gamebus.Consumer) -> None:
+            async for message in consumer:
+                seen.append(message.value)
+
+        tasks = [asyncio.ensure_future(drain(c)) for c in (a, b)]
+
+        async def all_seen() -> None:
+            while len(set(seen)) < 20:
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(all_seen(), 20)
+        for t in tasks:
+            t.cancel()
+        assert len(a.assignment) == 2 and len(b.assignment) == 2
+        assert not set(a.assignment) & set(b.assignment)
+    finally:
+        await a.close()
+        await b.close()
+    assert sorted(set(seen)) == sorted(f"{p}:{i}".encode() for p in range(4) for i in range(5))
