@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from log_helpers import SMALL, append_n, read_all
 
 from gamebus.log import Partition, Recovery, decode_batches
@@ -141,3 +144,43 @@ def test_a_damaged_index_is_rebuilt_from_the_log(tmp_path: Path, damage: str):
     part = Partition.open(str(tmp_path), SMALL)
     assert (part.epoch, read_all(part)) == (epoch, data)
     assert index.read_bytes() == original
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(garbage=st.binary(min_size=1, max_size=300))
+def test_garbage_after_the_last_batch_is_cut_and_nothing_else(tmp_path: Path, garbage: bytes):
+    work = Path(tempfile.mkdtemp(dir=tmp_path))
+    data, epoch = build(work, batches=4)
+    seg = last_segment(work)
+    with seg.open("ab") as f:
+        f.write(garbage)
+    part = Partition.open(str(work), SMALL)
+    assert read_all(part) == data
+    assert (part.epoch, part.next_offset) == (epoch + 1, 12)
+    assert part.recovery.cut_bytes == len(garbage)
+    part.close()
+    shutil.rmtree(work)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(garbage=st.binary(max_size=400), clean=st.booleans())
+def test_a_segment_of_pure_garbage_recovers_to_an_empty_log(
+    tmp_path: Path, garbage: bytes, clean: bool
+):
+    work = Path(tempfile.mkdtemp(dir=tmp_path))
+    (work / "00000000000000000000.log").write_bytes(garbage)
+    (work / "00000000000000000000.index").write_bytes(garbage[:32])
+    (work / "epochs").write_text("0 0\n")
+    if clean:
+        (work / "clean-shutdown").write_bytes(garbage[:20])
+    part = Partition.open(str(work), SMALL)
+    assert (part.next_offset, part.log_start_offset) == (0, 0)
+    assert part.read(0, max_bytes=100) == []
+    append_n(part, 2)
+    assert len(read_all(part)) == 2
+    part.close()
+    shutil.rmtree(work)

@@ -172,6 +172,18 @@ class PartitionMachine(RuleBasedStateMachine):
             assert durable == self.next_offset
         self.durable = durable
 
+    @rule(records=st.lists(st.binary(max_size=40), min_size=1, max_size=3))
+    def flush_in_steps_while_appending(self, records: list[bytes]) -> None:
+        """The broker's split flush: plan, append meanwhile, write, complete."""
+        self.now_ms += 1
+        plan = self.part.take_pending(now_ms=self.now_ms, fsync=True)
+        planned_end = self.next_offset
+        self.append(records, 0)  # lands after the plan: stays pending
+        self.part.write_pending(plan)
+        assert self.part.complete_write(plan) == planned_end
+        assert self.part.written_offset == planned_end
+        self.durable = planned_end
+
     @rule()
     def roll_by_age(self) -> None:
         self.now_ms += CONFIG.segment_ms
