@@ -10,8 +10,11 @@ fails is reported with a clear note and the rest still run.
 After the run, BENCHMARKS.md is rewritten: the header (machine, command,
 date), the Goals table, the suite summary and the end-to-end section come
 from this run; every other ``## `` section (each owned by the engineer of a
-module, who may also write it from their own ``run``) is kept verbatim. The
-file is read back *after* the modules ran for that reason. A JSON file with
+module) is kept verbatim, and only filled in when it does not exist yet
+(by the module's ``render_section`` if it has one). The Goals table uses
+this run's numbers, so it can differ from an owner's section measured at
+another time; BENCHMARKS.json holds every dict this run returned. The file
+is read back *after* the modules ran, in case a module writes its section. A JSON file with
 every returned dict goes beside it, and PNG plots go to ``docs/bench/``.
 """
 
@@ -284,18 +287,19 @@ def write_report(results: Mapping[str, Any], *, command: str, output: Path,
         parts.append(_e2e_section(e2e["result"], plots, output.parent))
     else:  # not run or failed this time: keep the previous numbers
         parts += [text for title, text in old if title.startswith("End to end")]
-    # Module sections: a fresh one rendered by the owner's code, else the
-    # existing one verbatim, else (never written yet) one made from run().
+    # Module sections belong to their owners and stay verbatim. Only a
+    # section never written yet is filled in: by the owner's renderer when
+    # the module has one, else from its run() dict.
     by_title = {title: text for title, text in old}
     placed: set[str] = set()
     for name, heading in MODULE_SECTIONS.items():
         mod = modules.get(name)
         fresh = mod.get("section") if mod and mod["status"] == "ok" else None
-        if fresh and fresh.lstrip().startswith("## "):
+        if heading in by_title:
+            parts.append(by_title[heading])
+        elif fresh and fresh.lstrip().startswith("## "):
             parts.append(fresh)
             placed.add(fresh.lstrip().splitlines()[0][3:].strip())
-        elif heading in by_title:
-            parts.append(by_title[heading])
         elif mod and mod["status"] == "ok":
             parts.append(_generated_section(heading, mod["result"]))
         placed.add(heading)

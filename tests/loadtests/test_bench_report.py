@@ -58,18 +58,20 @@ def test_report_keeps_others_sections_and_marks_missed_goals(tmp_path: Path) -> 
     assert json.loads((tmp_path / "b.json").read_text())["command"] == "gamebus bench --quick"
 
 
-def test_report_takes_a_fresh_section_from_the_owners_renderer(tmp_path: Path) -> None:
+def test_report_fills_in_only_missing_sections_from_the_owners_renderer(tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     out.write_text(OTHERS)
     results = _results()
-    results["modules"]["bench_log"] = {
-        "status": "ok", "seconds": 1.0, "result": {"title": "log"},
-        "section": "## Log engine (bench_log)\n\nfresh numbers\n"}
+    for name, heading in (("bench_log", "Log engine (bench_log)"),
+                          ("bench_fanout", "Fan-out (bench_fanout)")):
+        results["modules"][name] = {
+            "status": "ok", "seconds": 1.0, "result": {"title": name},
+            "section": f"## {heading}\n\nfresh numbers of {name}\n"}
     cli.write_report(results, command="gamebus bench", output=out,
                      json_output=tmp_path / "b.json", plots_dir=tmp_path / "plots")
     text = out.read_text()
-    assert "fresh numbers" in text
-    assert "| 1 | 2 |" not in text
+    assert "fresh numbers of bench_log" not in text and "| 1 | 2 |" in text
+    assert "fresh numbers of bench_fanout" in text
     assert "## Ingest (bench_ingest)\n\nhand-written text" in text
     assert text.index("## End to end") < text.index("## Log engine") < text.index("## Ingest")
 
