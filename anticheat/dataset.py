@@ -33,7 +33,7 @@ __all__ = [
     "simulate",
 ]
 
-MIN_ALIVE_MS = 45_000  # mirrors anticheat.model.MIN_ALIVE_S without importing numpy-heavy code
+MIN_ALIVE_MS = 15_000  # mirrors anticheat.model.MIN_ALIVE_S without importing numpy-heavy code
 
 
 @dataclass(slots=True)
@@ -98,7 +98,7 @@ def replay_match(
     *,
     match_index: int = 0,
     seed: int = 0,
-    snapshot_ms: int = 30_000,
+    snapshot_ms: int = 15_000,
     config: FeatureConfig | None = None,
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[PlayerRecord]:

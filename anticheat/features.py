@@ -32,6 +32,7 @@ that); a late event is dropped from the derivatives rather than corrupting them.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ from typing import Any, Final, NamedTuple
 
 from anticheat.physics import Limits, aim_angles, angle_between, map_for, visible_many, wrap_deg
 from anticheat.stats import Histogram, Samples
+from gamebus.sim.weapons import hit_test
 from gamebus.sim.world import GameMap
 
 __all__ = [
@@ -61,6 +63,9 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "speed_p95",
     "speed_max",
     "speed_over_cap_frac",
+    "speed_band_frac",
+    "speed_over_max_frac",
+    "fight_speed_p50",
     "accel_p95",
     "teleport_count",
     "teleport_excess_max_m",
@@ -78,9 +83,11 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "shot_error_median_deg",
     "shot_error_p90_deg",
     "shot_lock_frac",
+    "shot_on_hitbox_frac",
     "reaction_median_ms",
     "reaction_p10_ms",
     "reaction_std_ms",
+    "engage_median_ms",
     "on_target_delay_median_ms",
     "on_target_delay_std_ms",
     "on_target_zero_frac",
@@ -158,8 +165,8 @@ class PlayerState:
         self.grace_until = -1
         self.alive_ms = 0
         # movement
-        self.speed = Histogram.linear(0.0, 3.0, 300)
-        self.speed_over_cap = 0
+        self.speed = Histogram.linear(0.0, 15.0, 750)  # m/s; judged against the weapon later
+        self.fight_speed = Samples()
         self.accel = Histogram.linear(0.0, 4.0, 200)
         self.velocity: tuple[float, float] | None = None
         self.teleports = 0
@@ -186,8 +193,10 @@ class PlayerState:
         self.last_shot_ts: int | None = None
         self.shot_error = Samples()
         self.locked_shots = 0
+        self.on_hitbox = 0
         self.aimed_shots = 0
         self.reaction = Samples()
+        self.engage_ms = Samples()
         self.on_target = Samples()
         self.on_target_zero = 0
         self.intervals = Samples()
@@ -244,10 +253,7 @@ class PlayerState:
         if dt * 1000.0 > cfg.max_step_ms:
             self.velocity = None
             return
-        ratio = dist / dt / lim.speed_cap(self.weapon)
-        self.speed.add(ratio)
-        if ratio > 1.02:
-            self.speed_over_cap += 1
+        self.speed.add(dist / dt)
         v = (dx / dt, dy / dt)
         if self.velocity is not None:
             acc = math.hypot(v[0] - self.velocity[0], v[1] - self.velocity[1]) / dt
@@ -288,8 +294,15 @@ class PlayerState:
     def shot(self, ts: int, weapon: str | None) -> None:
         cfg = self.config
         self.shots += 1
-        if weapon:
+        if weapon and weapon != "knife":
             self.weapon = weapon
+        # Movement while fighting: the weapon is out, so its cap is known.
+        recent = [s for s in self.history if ts - 500 <= s.ts <= ts]
+        cap = cfg.limits.speed_cap(self.weapon)
+        for a, b in itertools.pairwise(recent):
+            if 0 < b.ts - a.ts <= cfg.max_step_ms and b.ts >= self.grace_until:
+                v = math.hypot(b.x - a.x, b.y - a.y) / ((b.ts - a.ts) / 1000.0)
+                self.fight_speed.add(v / cap)
         if ts - self.last_snap_ts <= cfg.snap_window_ms:
             self.snap_shots += 1
         if self.last_shot_ts is not None and 0 < ts - self.last_shot_ts <= cfg.burst_gap_ms:
@@ -331,13 +344,25 @@ class PlayerState:
         shots, hits, heads = self.outcome_counts()
         own_step = self.steps.quantile(0.5)
         drift = own_step and median_step_ms / own_step - 1.0 if self.steps.count >= 20 else NAN
+        cap = lim.speed_cap(self.weapon)
+        moving = 1.0 - self.speed.fraction_between(-1.0, 1.0) if self.speed.count else NAN
+        moving_n = moving * self.speed.count if self.speed.count else 0.0
+
+        def share(lo: float, hi: float) -> float:
+            if moving_n < 20:
+                return NAN
+            return self.speed.fraction_between(lo, hi) * self.speed.count / moving_n
+
         air_time = self.air_time_max_s / lim.jump_airtime_s if self.speed.count else NAN
         air_height = self.air_height_max / lim.jump_apex_m if self.speed.count else NAN
         v: dict[str, float] = {
-            "speed_p50": self.speed.quantile(0.5),
-            "speed_p95": self.speed.quantile(0.95),
-            "speed_max": self.speed.max if self.speed.count else NAN,
-            "speed_over_cap_frac": self.speed_over_cap / self.speed.count if self.speed.count else NAN,
+            "speed_p50": self.speed.quantile(0.5) / cap,
+            "speed_p95": self.speed.quantile(0.95) / cap,
+            "speed_max": self.speed.max / cap if self.speed.count else NAN,
+            "speed_over_cap_frac": share(cap * 1.01, 1e9),
+            "speed_band_frac": share(cap * 1.01, lim.max_speed_mps * 0.995),
+            "speed_over_max_frac": share(lim.max_speed_mps * 1.01, 1e9),
+            "fight_speed_p50": self.fight_speed.quantile(0.5),
             "accel_p95": self.accel.quantile(0.95),
             "teleport_count": float(self.teleports),
             "teleport_excess_max_m": self.teleport_excess_max,
@@ -354,9 +379,11 @@ class PlayerState:
             "shot_error_median_deg": self.shot_error.quantile(0.5),
             "shot_error_p90_deg": self.shot_error.quantile(0.9),
             "shot_lock_frac": self.locked_shots / self.aimed_shots if self.aimed_shots else NAN,
+            "shot_on_hitbox_frac": self.on_hitbox / self.aimed_shots if self.aimed_shots else NAN,
             "reaction_median_ms": self.reaction.quantile(0.5),
             "reaction_p10_ms": self.reaction.quantile(0.1),
             "reaction_std_ms": self.reaction.std(),
+            "engage_median_ms": self.engage_ms.quantile(0.5),
             "on_target_delay_median_ms": self.on_target.quantile(0.5),
             "on_target_delay_std_ms": self.on_target.std(),
             "on_target_zero_frac": self.on_target_zero / len(self.on_target) if len(self.on_target) else NAN,
@@ -381,6 +408,10 @@ class MatchFeatures:
         self.map_name: str | None = None
         self.game_map: GameMap | None = None
         self.last_ts = 0
+        self.last_pos_ts = -1
+        # Shots wait for the positions of their tick: the game server sends a
+        # shot before the tick's positions, and the hit test it ran used them.
+        self.pending: list[tuple[PlayerState, str | None, Sample]] = []
 
     def player(self, player: str) -> PlayerState:
         state = self.players.get(player)
@@ -393,6 +424,8 @@ class MatchFeatures:
         etype = event.get("type")
         ts = int(event.get("ts", 0))
         self.last_ts = max(self.last_ts, ts)
+        if self.pending and ts > self.last_pos_ts:
+            self.settle(self.last_pos_ts)
         if etype == "round_start" or etype == "match_end":
             if isinstance(event.get("map"), str):
                 self.map_name = event["map"]
@@ -406,6 +439,7 @@ class MatchFeatures:
             return
         state = self.player(player)
         if etype == "pos":
+            self.last_pos_ts = max(self.last_pos_ts, ts)
             ping = event.get("ping")
             if isinstance(ping, int) and not isinstance(ping, bool):
                 state.ping_ms = float(ping)
@@ -449,14 +483,31 @@ class MatchFeatures:
             x, y, z = here.x, here.y, here.z
         yaw, pitch = float(event["yaw"]), float(event["pitch"])
         target = event.get("target")
-        target_state = self.players.get(target) if isinstance(target, str) else None
-        if target_state is None:
-            target_state = self._nearest_in_view(state, (x, y, z), yaw, pitch)
-        if target_state is None or not target_state.history:
-            return
-        state.aimed(self._error(target_state, (x, y, z), yaw, pitch, ts))
-        state.engage(target_state.player, ts)
-        self._reaction(state, target_state, ts)
+        if isinstance(target, str):
+            state.engage(target, ts)  # at once: a kill in the same tick ends the engagement
+        self.pending.append((state, target if isinstance(target, str) else None,
+                             Sample(ts, x, y, z, yaw, pitch)))
+
+    def settle(self, upto_ts: float = math.inf) -> None:
+        """Analyse the pending shots whose tick's positions have all arrived."""
+        keep = []
+        for state, target, shot in self.pending:
+            if shot.ts > upto_ts:
+                keep.append((state, target, shot))
+                continue
+            target_state = self.players.get(target) if target is not None else None
+            feet = (shot.x, shot.y, shot.z)
+            if target_state is None:
+                target_state = self._nearest_in_view(state, feet, shot.yaw, shot.pitch)
+            if target_state is None or not target_state.history:
+                continue
+            t = _after(target_state.history, shot.ts)
+            state.aimed(_error_to(shot, t, self.config.limits))
+            state.on_hitbox += int(hit_test(feet, shot.yaw, shot.pitch, (t.x, t.y, t.z)) is not None)
+            if target is None:
+                state.engage(target_state.player, shot.ts)
+            self._reaction(state, target_state, shot)
+        self.pending = keep
 
     def _enemies(self, state: PlayerState) -> list[PlayerState]:
         return [
@@ -485,43 +536,59 @@ class MatchFeatures:
                 best, best_err = other, err
         return best
 
-    def _reaction(self, shooter: PlayerState, target: PlayerState, ts: int) -> None:
-        """Reaction time since the target became visible and on-target delay.
+    def _reaction(self, shooter: PlayerState, target: PlayerState, shot: Sample) -> None:
+        """Reaction, engagement and on-target times of one shot at ``target``.
 
-        Walks back through the shooter's recent positions (one vectorised
-        line-of-sight call per shot). A shot counts once per visibility onset:
-        the first shot is the reaction, the rest are follow-ups.
+        Walks back from the shot through the shooter's recent positions (one
+        vectorised line-of-sight call per shot, not per tick):
+
+        - *engage*: from the tick the target became visible (the game's own
+          eye-to-chest test) to the shot;
+        - *reaction*: from that tick to the first tick that shows the view
+          turning toward the target (the human's perception-to-motion delay,
+          to within one tick);
+        - *on-target delay*: how long the crosshair had been on the target's
+          hitbox (the game's hit test) before the shot; a triggerbot fires on
+          contact.
+
+        A visibility onset is counted once: the first shot is the reaction,
+        the rest of the spray are follow-ups.
         """
         cfg, lim = self.config, self.config.limits
-        window = [s for s in shooter.history if ts - cfg.reaction_window_ms <= s.ts <= ts]
-        if len(window) < 2:
+        ts = shot.ts
+        window = [shot]
+        window += [s for s in reversed(shooter.history) if ts - cfg.reaction_window_ms <= s.ts < ts]
+        if len(window) < 3:
             return
-        window.reverse()  # newest first
-        targets = [_at(target.history, s.ts) for s in window]
+        targets = [_after(target.history, ts)] + [_at(target.history, s.ts) for s in window[1:]]
         seen = visible_many(self.game_map, [(s.x, s.y, s.z) for s in window],
                             [(t.x, t.y, t.z) for t in targets], lim)
-        if seen[0]:
-            onset = None
-            for i, ok in enumerate(seen):
-                if not ok:
-                    onset = window[i - 1].ts
+        onset = None
+        if seen[1]:
+            for i in range(2, len(window)):
+                if not seen[i]:
+                    onset = i - 1
                     break
-            if onset is not None and shooter.reacted_onsets.get(target.player) != onset:
-                shooter.reacted_onsets[target.player] = onset
-                shooter.reaction.add(float(ts - onset))
-        # How long the crosshair had rested on the target before this shot.
+        if onset is not None and shooter.reacted_onsets.get(target.player) != window[onset].ts:
+            onset_ts = window[onset].ts
+            shooter.reacted_onsets[target.player] = onset_ts
+            shooter.engage_ms.add(float(ts - onset_ts))
+            errors = [_error_to(s, t, lim) for s, t in zip(window[: onset + 1], targets, strict=False)]
+            errors.reverse()  # chronological, from the onset tick to the shot
+            first = errors[0]
+            if first >= 3.0:
+                chrono = window[: onset + 1][::-1]
+                for k in range(1, len(errors)):
+                    if errors[k - 1] - errors[k] >= max(1.0, 0.1 * first):
+                        shooter.reaction.add(float(chrono[k].ts - onset_ts))
+                        break
         start = None
         for s, t in zip(window, targets, strict=True):
-            eye = (s.x, s.y, s.z + lim.eye_height_m)
-            centre = (t.x, t.y, t.z + lim.chest_height_m)
-            dist = math.dist(eye, centre)
-            radius = math.degrees(math.atan2(lim.target_radius_m, max(dist, 0.1)))
-            ty, tp = aim_angles(eye, centre)
-            if angle_between(s.yaw, s.pitch, ty, tp) > radius:
+            if hit_test((s.x, s.y, s.z), s.yaw, s.pitch, (t.x, t.y, t.z)) is None:
                 break
             start = s.ts
         else:
-            return  # tracking for the whole window: not a trigger decision
+            return  # on target for the whole window: tracking, not a trigger decision
         if start is not None:
             delay = float(ts - start)
             shooter.on_target.add(delay)
@@ -537,11 +604,31 @@ class MatchFeatures:
         return steps[len(steps) // 2] if steps else NAN
 
     def vector(self, player: str) -> dict[str, float]:
+        self.settle(self.last_pos_ts)
         return self.player(player).vector(median_step_ms=self.median_step_ms())
 
     def vectors(self) -> dict[str, dict[str, float]]:
+        self.settle(self.last_pos_ts)
         step = self.median_step_ms()
         return {name: p.vector(median_step_ms=step) for name, p in self.players.items()}
+
+
+def _error_to(s: Sample, t: Sample, lim: Limits) -> float:
+    """Angle from ``s``'s view to the nearer of ``t``'s chest and head."""
+    eye = (s.x, s.y, s.z + lim.eye_height_m)
+    best = math.inf
+    for height in (lim.chest_height_m, lim.head_height_m):
+        ty, tp = aim_angles(eye, (t.x, t.y, t.z + height))
+        best = min(best, angle_between(s.yaw, s.pitch, ty, tp))
+    return best
+
+
+def _after(history: deque[Sample], ts: int) -> Sample:
+    """The first sample at or after ``ts`` (the newest one if none): the shot's tick."""
+    for s in history:
+        if s.ts >= ts:
+            return s
+    return history[-1]
 
 
 def _at(history: deque[Sample], ts: int) -> Sample:

@@ -58,7 +58,7 @@ FloatArray = npt.NDArray[np.float64]
 #: Bumped when the saved layout changes; older files are refused.
 FORMAT: Final = "gamebus-anticheat/1"
 #: Snapshots of a player with less play than this are not scored.
-MIN_ALIVE_S: Final = 45.0
+MIN_ALIVE_S: Final = 15.0
 
 #: Every type a model file may contain. Anything else is refused before load.
 TRUSTED_TYPES: Final[tuple[str, ...]] = (

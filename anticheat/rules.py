@@ -42,8 +42,10 @@ class RuleConfig:
     fire_level: float = 1.0
     rearm_level: float = 0.3
     speed_window_ms: int = 500
-    speed_tolerance: float = 1.15
-    speed_gain_per_s: float = 4.0
+    speed_tolerance: float = 1.1
+    weapon_speed_tolerance: float = 1.28
+    speed_gain_per_s: float = 0.25
+    speed_gain_per_excess: float = 5.0
     teleport_factor: float = 2.0
     teleport_slack_m: float = 1.5
     teleport_gain_per_m: float = 0.25
@@ -91,6 +93,7 @@ class RuleState:
         self.grace_until = -1
         self.air_start: int | None = None
         self.fired: list[Violation] = []
+        self.weapon: str | None = None
 
     def reset(self, ts: int) -> None:
         """A legitimate teleport (spawn, new round): forget positions, open a grace window."""
@@ -127,6 +130,20 @@ class RuleState:
             if not lv.armed and lv.value * self._decay(ts - lv.ts) < self.config.rearm_level:
                 lv.armed = True
                 lv.worst = 0.0
+
+    def speed_limit(self) -> float:
+        """The speed no honest player can sustain, in m/s.
+
+        Anyone may run at the knife's speed, so the absolute limit is the
+        game's top speed with a margin; a player known (from its shots) to
+        carry a slow weapon gets a tighter limit that still sits above the
+        knife's speed, since a knife run is honest whatever the primary is.
+        """
+        cfg, lim = self.config, self.config.limits
+        absolute = lim.max_speed_mps * cfg.speed_tolerance
+        if self.weapon is None:
+            return absolute
+        return min(absolute, lim.speed_cap(self.weapon) * cfg.weapon_speed_tolerance)
 
     def position(self, ts: int, x: float, y: float, z: float, ref: Hashable | None) -> list[Violation]:
         cfg, lim = self.config, self.config.limits
@@ -171,10 +188,11 @@ class RuleState:
         t0, x0, y0 = self.trail[0]
         span_ms = ts - t0
         if span_ms >= cfg.speed_window_ms:
-            ratio = math.hypot(x - x0, y - y0) / (span_ms / 1000.0) / lim.max_speed_mps
-            if ratio > cfg.speed_tolerance:
-                amount = cfg.speed_gain_per_s * (ratio - cfg.speed_tolerance) * dt_ms / 1000.0
-                self._raise("speed", ts, amount, ratio, ref, out)
+            speed = math.hypot(x - x0, y - y0) / (span_ms / 1000.0)
+            excess = speed / self.speed_limit() - 1.0
+            if excess > 0:
+                per_s = cfg.speed_gain_per_s + cfg.speed_gain_per_excess * excess
+                self._raise("speed", ts, per_s * dt_ms / 1000.0, speed / lim.max_speed_mps, ref, out)
         return out
 
 
@@ -205,6 +223,11 @@ class MatchRules:
             return []
         if etype == "spawn":
             self.player(player).reset(ts)
+            return []
+        if etype == "shot":
+            weapon = event.get("weapon")
+            if isinstance(weapon, str) and weapon != "knife":
+                self.player(player).weapon = weapon
             return []
         if etype == "pos":
             return self.player(player).position(

@@ -75,6 +75,13 @@ class Histogram:
             seen += c
         return self.max
 
+    def fraction_between(self, lo: float, hi: float) -> float:
+        """Share of values in ``(lo, hi]``, to one bin width; NaN when empty."""
+        if self.count == 0:
+            return NAN
+        i, j = bisect_right(self._edges, lo), bisect_right(self._edges, hi)
+        return sum(self._counts[i:j]) / self.count
+
     @property
     def mean(self) -> float:
         return self.total / self.count if self.count else NAN

@@ -135,7 +135,7 @@ def test_visible_target_preconditions_hold_on_the_warehouse_map():
     assert can_see("warehouse", (40.0, 50.0, 0.0), (60.0, 75.0, 0.0))
 
 
-def test_reaction_time_runs_from_the_first_visible_tick_to_the_shot():
+def test_reaction_runs_from_the_first_visible_tick_to_the_first_turn_and_engage_to_the_shot():
     def path(ts):
         return (60.0, 50.0) if ts < 2000 else (60.0, 75.0)
 
@@ -143,7 +143,8 @@ def test_reaction_time_runs_from_the_first_visible_tick_to_the_shot():
         return _aim_at(60.0, 75.0) if ts >= 2100 else (0.0, 0.0)
 
     v = _duel(aim, 2250, path)
-    assert v["reaction_median_ms"] == pytest.approx(250.0)
+    assert v["reaction_median_ms"] == pytest.approx(100.0)
+    assert v["engage_median_ms"] == pytest.approx(250.0)
     assert v["shot_error_median_deg"] == pytest.approx(0.0, abs=1e-6)
     assert v["shot_lock_frac"] == 1.0
     assert v["on_target_delay_median_ms"] == pytest.approx(150.0)
@@ -168,8 +169,7 @@ def test_follow_up_shots_do_not_count_as_new_reactions():
 
     v = _duel(aim, 0, lambda ts: (60.0, 50.0) if ts < 2000 else (60.0, 75.0),
               shots=[2250, 2350, 2450, 2550, 2650, 2750])
-    state_reactions = v["reaction_median_ms"]
-    assert state_reactions == pytest.approx(250.0)
+    assert v["engage_median_ms"] == pytest.approx(250.0)
     assert math.isnan(v["reaction_std_ms"])  # a single reaction sample
     assert v["shot_interval_cv"] == pytest.approx(0.0, abs=1e-9)  # metronome shots
 

@@ -1,0 +1,299 @@
+"""``gamebus anticheat ...``: train, evaluate, run, explain, review, rescore.
+
+Handlers import scikit-learn, matplotlib and the bus lazily so that
+``gamebus --help`` stays fast; each returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+DEFAULT_MODEL = "models/anticheat.skops"
+
+
+def register(subparsers: Any) -> None:
+    ac = subparsers.add_parser("anticheat", help="anti-cheat: train, evaluate, run, explain, review, rescore")
+    sub = ac.add_subparsers(dest="anticheat_command", metavar="ACTION")
+    ac.set_defaults(func=lambda _a: (ac.print_help(), 2)[1])
+
+    p = sub.add_parser("train", help="train a model on simulated matches")
+    p.add_argument("--matches", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", type=Path, default=Path("models"))
+    p.add_argument("--players", type=int, default=20)
+    p.add_argument("--cheaters", type=float, default=0.2, help="share of cheaters per match")
+    p.add_argument("--target-fpr", type=float, default=0.01)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a model on held-out simulated matches")
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
+    p.add_argument("--matches", type=int, default=300)
+    p.add_argument("--seed", type=int, default=99)
+    p.add_argument("--players", type=int, default=20)
+    p.add_argument("--cheaters", type=float, default=0.2)
+    p.add_argument("--out", type=Path, default=Path("reports/anticheat"))
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("run", help="score the bus live as a member of a consumer group")
+    p.add_argument("--bus", required=True, help="gamebus://host:port or nats://host:port")
+    p.add_argument("--group", default="anticheat")
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
+    p.add_argument("--token", default=None)
+    p.add_argument("--score-interval-ms", type=int, default=5000)
+    p.add_argument("--start", choices=("earliest", "latest"), default="latest",
+                   help="where to start a partition the group never committed")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("explain", help="why a player was scored: features vs population, timeline PNG")
+    p.add_argument("--match", required=True)
+    p.add_argument("--player", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--bus", help="read the match from the bus's history")
+    src.add_argument("--events", type=Path, help="read the match from a msgpack events file")
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
+    p.add_argument("--out", type=Path, default=Path("reports/explain"))
+    p.set_defaults(func=_explain)
+
+    p = sub.add_parser("review", help="ranked queue of flagged players from the alerts topic")
+    p.add_argument("--bus", required=True)
+    p.add_argument("--limit", type=int, default=25)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_review)
+
+    p = sub.add_parser("rescore", help="re-read a past match from the bus and score it again")
+    p.add_argument("--bus", required=True)
+    p.add_argument("--match", required=True)
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
+    p.add_argument("--publish", action="store_true", help="publish the new scores and alerts")
+    p.set_defaults(func=_rescore)
+
+
+def _progress(label: str) -> Any:
+    t0 = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            print(f"  {label}: {done}/{total} matches ({time.monotonic() - t0:.0f}s)",
+                  file=sys.stderr, flush=True)
+
+    return report
+
+
+def _train(args: argparse.Namespace) -> int:
+    from anticheat import model, train
+
+    t0 = time.monotonic()
+    bundle, records = train.fit_bundle(
+        matches=args.matches, seed=args.seed, players=args.players, cheaters=args.cheaters,
+        target_fpr=args.target_fpr, workers=args.workers, progress=_progress("simulate"),
+    )
+    out = Path(args.out)
+    versioned = model.save(bundle, out / f"anticheat-{bundle.version}.skops")
+    model.save(bundle, out / "anticheat.skops")
+    print(f"model {bundle.version}: {len(records)} player-matches, threshold "
+          f"{bundle.policy.threshold:.4f} at measured FPR {bundle.policy.fpr:.2%} "
+          f"({time.monotonic() - t0:.0f}s)")
+    print(f"saved {versioned} and {out / 'anticheat.skops'}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from anticheat import evaluate, model
+    from anticheat.dataset import build_records, reshrink
+
+    bundle = model.load(args.model)
+    base = args.seed * 100_000
+    records = build_records(range(base, base + args.matches), players=args.players,
+                            cheaters=args.cheaters, workers=args.workers,
+                            progress=_progress("simulate"))
+    if bundle.priors:
+        reshrink(records, bundle.priors)
+    report, scores = evaluate.evaluate_records(bundle, records)
+    command = "gamebus anticheat evaluate " + " ".join(
+        shlex.quote(a) for a in ("--model", str(args.model), "--matches", str(args.matches),
+                                 "--seed", str(args.seed)))
+    path = evaluate.write_report(report, records, scores, args.out, command=command)
+    print(evaluate.markdown(report, command=command))
+    print(f"report: {path}  plots: {args.out / 'roc.png'}, {args.out / 'recall_by_kind.png'}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from anticheat import model
+    from anticheat.consumer import AnticheatService
+    from anticheat.service import CoreConfig
+    from gamebus.engines import connect
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    bundle = model.load(args.model)
+
+    async def main() -> None:
+        bus = await connect(args.bus, token=args.token) if args.token else await connect(args.bus)
+        service = AnticheatService(bus, bundle, group=args.group, start=args.start,
+                                   config=CoreConfig(score_interval_ms=args.score_interval_ms))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, service.stop)
+        print(f"anticheat: model {bundle.version} (threshold {bundle.policy.threshold:.4f}, "
+              f"FPR {bundle.policy.fpr:.2%}) on {args.bus} group {args.group}", flush=True)
+        try:
+            await service.run()
+        finally:
+            print(f"anticheat: stopped; counters {service.counters}", flush=True)
+            await bus.close()
+
+    asyncio.run(main())
+    return 0
+
+
+async def _load_match(args: argparse.Namespace) -> list[tuple[dict[str, Any], Any]]:
+    from anticheat.history import read_events_file, read_match
+
+    if getattr(args, "events", None):
+        return read_events_file(args.events, args.match)
+    from gamebus.engines import connect
+
+    bus = await connect(args.bus)
+    try:
+        return await read_match(bus, args.match)
+    finally:
+        await bus.close()
+
+
+def _score_match(bundle: Any, events: list[tuple[dict[str, Any], Any]]) -> tuple[Any, list[dict[str, Any]]]:
+    from anticheat.service import ScoringCore
+
+    core = ScoringCore(bundle)
+    out: list[dict[str, Any]] = []
+    for event, ref in events:
+        out += core.feed(event, ref if isinstance(ref, tuple) and len(ref) == 3 else None)
+    out += core.flush()
+    return core, out
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    from anticheat import model
+
+    bundle = model.load(args.model)
+    events = asyncio.run(_load_match(args))
+    if not events:
+        print(f"no events of match {args.match} in the bus's history", file=sys.stderr)
+        return 1
+    core, out = _score_match(bundle, events)
+    best = core.best_scores(args.match)
+    print(f"match {args.match}: {len(events)} events re-scored with {bundle.version} "
+          f"(threshold {bundle.policy.threshold:.4f}, FPR {bundle.policy.fpr:.2%})")
+    for player, score in sorted(best.items(), key=lambda kv: -kv[1]):
+        verdict = bundle.policy.classify(score)
+        print(f"  {player:12s} {score:.4f}{'  FLAGGED' if verdict.flagged else ''}")
+    alerts = [e for e in out if e["type"] == "anticheat.alert"]
+    for a in alerts:
+        print(f"  alert {a['player']} {a['kind']}: {a.get('reason', '')}")
+    if args.publish:
+        from anticheat.consumer import publish
+        from gamebus.engines import connect
+
+        async def send() -> int:
+            bus = await connect(args.bus)
+            try:
+                return await publish(bus, out)
+            finally:
+                await bus.close()
+
+        print(f"published {asyncio.run(send())} events")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from anticheat.history import read_alerts
+    from gamebus.engines import connect
+
+    async def load() -> list[tuple[dict[str, Any], Any]]:
+        bus = await connect(args.bus)
+        try:
+            return await read_alerts(bus)
+        finally:
+            await bus.close()
+
+    queue = review_queue([a for a, _ in asyncio.run(load())])[: args.limit]
+    if args.json:
+        print(json.dumps(queue, indent=2))
+        return 0
+    if not queue:
+        print("no alerts")
+        return 0
+    print(f"{'rank':>4}  {'match':14s} {'player':10s} {'score':>7}  {'kinds':28s} reason")
+    for i, q in enumerate(queue, 1):
+        print(f"{i:>4}  {q['match'][:14]:14s} {q['player'][:10]:10s} {q['score']:7.4f}  "
+              f"{','.join(q['kinds'])[:28]:28s} {q['reason']}")
+        ev = q["evidence"]
+        if ev:
+            print(f"{'':6}evidence: {json.dumps(ev)[:160]}")
+    return 0
+
+
+def review_queue(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts grouped per (match, player), ranked: rule hits first, then score."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for a in alerts:
+        key = (str(a.get("match")), str(a.get("player")))
+        g = groups.setdefault(key, {"match": key[0], "player": key[1], "score": 0.0, "kinds": [],
+                                    "alerts": 0, "reason": "", "evidence": {}, "ping": None,
+                                    "features": []})
+        g["alerts"] += 1
+        kind = str(a.get("kind", "?"))
+        if kind not in g["kinds"]:
+            g["kinds"].append(kind)
+        score = float(a.get("score", 0.0))
+        if score >= g["score"]:
+            g["score"], g["reason"] = score, str(a.get("reason", ""))
+            g["evidence"], g["features"] = a.get("evidence") or {}, a.get("features") or []
+            g["ping"] = a.get("ping")
+
+    def rank(g: dict[str, Any]) -> tuple[int, float]:
+        return (int(any(k.startswith("rule:") for k in g["kinds"])), g["score"])
+
+    return sorted(groups.values(), key=rank, reverse=True)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from anticheat import model
+    from anticheat.explain import explain_player, timeline_png
+
+    bundle = model.load(args.model)
+    events = asyncio.run(_load_match(args))
+    if not events:
+        print(f"no events of match {args.match}", file=sys.stderr)
+        return 1
+    core, out = _score_match(bundle, events)
+    rows, score = explain_player(bundle, core, args.match, args.player)
+    verdict = bundle.policy.classify(score)
+    print(f"{args.player} in {args.match}: score {score:.4f} (threshold {bundle.policy.threshold:.4f}, "
+          f"FPR {bundle.policy.fpr:.2%}){'  FLAGGED' if verdict.flagged else ''}")
+    print(f"{'feature':28s} {'value':>12} {'population p50':>15} {'percentile':>10}")
+    for r in rows:
+        value = "nan" if math.isnan(r["value"]) else f"{r['value']:.4g}"
+        median = "nan" if math.isnan(r["median"]) else f"{r['median']:.4g}"
+        pct = "-" if math.isnan(r["percentile"]) else f"{r['percentile']:.1f}"
+        print(f"{r['name']:28s} {value:>12} {median:>15} {pct:>10}")
+    flags = [e for e in out if e["type"] == "anticheat.alert" and e["player"] == args.player]
+    for a in flags:
+        print(f"flag at ts {a['ts']}: {a['kind']}: {a.get('reason', '')}")
+    png = timeline_png([e for e, _ in events], args.player, flags, args.out / f"{args.match}-{args.player}.png")
+    print(f"timeline: {png}")
+    return 0

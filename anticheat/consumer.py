@@ -1,0 +1,210 @@
+"""The anti-cheat service's asyncio edge: bus in, scores and alerts out.
+
+Everything that decides lives in :class:`~anticheat.service.ScoringCore`;
+this module only moves bytes. It joins the consumer group over
+``game.positions`` and ``game.events`` (so several workers share the
+partitions and a dead worker's share moves to the others on rebalance),
+subscribes to each assigned partition from the group's committed position
+(or the earliest retained offset), decodes each record on its own (a
+malformed one is counted and skipped, never fatal), feeds the core with the
+record's ``(topic, partition, offset)`` as evidence, and produces what the
+core returns to ``anticheat.scores`` / ``anticheat.alerts`` keyed by match.
+
+One consumer task per partition keeps a slow partition from stalling the
+others; the core is synchronous and shared, and asyncio runs one task at a
+time, so no lock is needed. Offsets are committed every ``commit_interval_s``;
+feature state is in memory, so a worker that takes over a partition rebuilds
+it from the committed position onward (a match in flight loses its earlier
+history on that worker: acceptable for 60-second matches, and stated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from anticheat.model import ModelBundle
+from anticheat.service import CoreConfig, ScoringCore
+from gamebus.engines.base import Batch, Bus, Position
+from gamebus.errors import GamebusError, InvalidEvent
+from gamebus.events import (
+    ALERTS_TOPIC,
+    EVENTS_TOPIC,
+    POSITIONS_TOPIC,
+    SCORES_TOPIC,
+    decode_event,
+    encode_event,
+    now_ms,
+)
+
+__all__ = ["AnticheatService", "ServiceStats", "publish"]
+
+log = logging.getLogger("gamebus.anticheat")
+
+
+@dataclass(slots=True)
+class ServiceStats:
+    """Live numbers for operators: lag is wall clock minus the newest event's ``ts``."""
+
+    batches: int = 0
+    records: int = 0
+    produced: int = 0
+    produce_errors: int = 0
+    lag_ms: float = 0.0
+    max_lag_ms: float = 0.0
+
+
+async def publish(bus: Bus, events: Sequence[dict[str, Any]]) -> int:
+    """Produce score and alert events keyed by match; alerts durably."""
+    groups: dict[tuple[str, int], list[bytes]] = {}
+    for ev in events:
+        topic = ALERTS_TOPIC if ev["type"] == "anticheat.alert" else SCORES_TOPIC
+        partition = await bus.partition_for(topic, str(ev["match"]))
+        groups.setdefault((topic, partition), []).append(encode_event(ev))
+    for (topic, partition), records in groups.items():
+        if topic == ALERTS_TOPIC:
+            await bus.produce(topic, partition, records, acks="durable")
+        else:
+            await bus.produce(topic, partition, records, acks="memory")
+    return len(events)
+
+
+class AnticheatService:
+    """One worker of the ``anticheat`` consumer group."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        bundle: ModelBundle | None,
+        *,
+        group: str = "anticheat",
+        topics: Sequence[str] = (POSITIONS_TOPIC, EVENTS_TOPIC),
+        config: CoreConfig | None = None,
+        commit_interval_s: float = 2.0,
+        start: str = "earliest",
+    ) -> None:
+        self.bus = bus
+        self.core = ScoringCore(bundle, config=config)
+        self.group = group
+        self.topics = list(topics)
+        self.commit_interval_s = commit_interval_s
+        self.start = start
+        self.stats = ServiceStats()
+        self.positions: dict[tuple[str, int], Position] = {}
+        self._outbox: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.core.counters.as_dict()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    # --- the loop -----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; rejoin on every rebalance."""
+        membership = await self.bus.join_group(self.group, self.topics)
+        publisher = asyncio.ensure_future(self._publisher())
+        committer = asyncio.ensure_future(self._committer())
+        try:
+            while not self._stopping.is_set():
+                readers = [asyncio.ensure_future(self._read(t, p)) for t, p in membership.assignment]
+                log.info("anticheat member %s gen %s: %s", membership.member,
+                         membership.generation, membership.assignment)
+                change = asyncio.ensure_future(membership.wait_for_change())
+                stop = asyncio.ensure_future(self._stopping.wait())
+                await asyncio.wait([change, stop, *readers], return_when=asyncio.FIRST_COMPLETED)
+                for task in (change, stop, *readers):
+                    task.cancel()
+                for task in readers:
+                    with contextlib.suppress(asyncio.CancelledError, GamebusError):
+                        await task
+                    if not task.cancelled() and task.exception() is not None:
+                        log.warning("reader stopped: %s", task.exception())
+                await self._commit()
+        finally:
+            self._outbox.extend(self.core.flush())
+            await self._drain_outbox()
+            for task in (publisher, committer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(GamebusError, OSError):
+                await self._commit()
+                await membership.leave()
+
+    async def _read(self, topic: str, partition: int) -> None:
+        start: Any = await self.bus.committed(self.group, topic, partition) or self.start
+        sub = await self.bus.subscribe(topic, partition, start)
+        try:
+            async for batch in sub:
+                self.handle_batch(batch)
+        finally:
+            await sub.close()
+
+    def handle_batch(self, batch: Batch) -> None:
+        """Decode and score one batch (synchronous: the hot path never awaits)."""
+        core, stats = self.core, self.stats
+        newest = 0
+        for i, record in enumerate(batch.records):
+            try:
+                event = decode_event(record)
+            except InvalidEvent:
+                core.malformed()
+                continue
+            ts = event["ts"]
+            newest = max(newest, ts)
+            try:
+                out = core.feed(event, (batch.topic, batch.partition, batch.base_offset + i))
+            except (KeyError, TypeError, ValueError, OverflowError):
+                core.malformed()
+                continue
+            if out:
+                self._outbox.extend(out)
+        stats.batches += 1
+        stats.records += len(batch.records)
+        if newest:
+            stats.lag_ms = max(0.0, float(now_ms() - newest))
+            stats.max_lag_ms = max(stats.max_lag_ms, stats.lag_ms)
+        self.positions[(batch.topic, batch.partition)] = batch.position
+        if self._outbox:
+            self._wake.set()
+
+    async def _publisher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._drain_outbox()
+
+    async def _drain_outbox(self) -> None:
+        while self._outbox:
+            out, self._outbox = self._outbox, []
+            try:
+                self.stats.produced += await publish(self.bus, out)
+            except GamebusError as exc:
+                self.stats.produce_errors += 1
+                log.warning("could not publish %d anti-cheat events: %s", len(out), exc)
+                return
+
+    async def _committer(self) -> None:
+        last_idle = time.monotonic()
+        while True:
+            await asyncio.sleep(self.commit_interval_s)
+            with contextlib.suppress(GamebusError):
+                await self._commit()
+            if time.monotonic() - last_idle > 30.0:
+                self.core.close_idle()
+                last_idle = time.monotonic()
+
+    async def _commit(self) -> None:
+        if self.positions:
+            await self.bus.commit(self.group, dict(self.positions))

@@ -1,0 +1,94 @@
+"""What an analyst sees: features against the population, and the timeline.
+
+:func:`explain_player` lists every feature of a player with the population
+median and the player's percentile among clean training players, ordered by
+how unusual it is. :func:`timeline_png` draws the player's speed and aim
+angular speed over the match with shots, kills and each flag marked, so a
+reviewer can see *what happened* around the moment the service raised it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from anticheat.model import ModelBundle
+from anticheat.physics import wrap_deg
+from anticheat.service import ScoringCore
+
+__all__ = ["explain_player", "timeline_png"]
+
+
+def explain_player(
+    bundle: ModelBundle, core: ScoringCore, match: str, player: str
+) -> tuple[list[dict[str, Any]], float]:
+    """Rows ``{name, value, median, percentile}`` most unusual first, and the player's score."""
+    vec = core.player_vectors(match).get(player, {})
+    rows: list[dict[str, Any]] = []
+    for name in bundle.feature_names:
+        value = float(vec.get(name, math.nan))
+        pop = bundle.population.get(name, [])
+        median = float(pop[50]) if len(pop) == 101 else math.nan
+        pct = bundle.percentile(name, value)
+        rows.append({"name": name, "value": value, "median": median, "percentile": pct})
+    rows.sort(key=lambda r: -1.0 if math.isnan(r["percentile"]) else abs(r["percentile"] - 50.0),
+              reverse=True)
+    return rows, core.best_scores(match).get(player, 0.0)
+
+
+def timeline_png(
+    events: Sequence[dict[str, Any]],
+    player: str,
+    flags: Sequence[dict[str, Any]],
+    path: str | Path,
+) -> Path:
+    """Speed and aim traces of ``player`` with shots, kills and flags, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pos = [e for e in events if e.get("type") == "pos" and e.get("player") == player]
+    t0 = min((e["ts"] for e in events), default=0)
+    ts, speed, aim = [], [], []
+    for a, b in itertools.pairwise(pos):
+        dt = (b["ts"] - a["ts"]) / 1000.0
+        if dt <= 0 or dt > 0.5:
+            continue
+        ts.append((b["ts"] - t0) / 1000.0)
+        speed.append(math.hypot(b["x"] - a["x"], b["y"] - a["y"]) / dt)
+        dyaw = wrap_deg(b["yaw"] - a["yaw"])
+        aim.append(math.hypot(dyaw, b["pitch"] - a["pitch"]) / dt)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+    ax1.plot(ts, speed, lw=0.8, color="tab:blue")
+    ax1.axhline(6.0, color="grey", ls="--", lw=0.8, label="top legal speed")
+    ax1.set_ylabel("speed (m/s)")
+    ax1.legend(fontsize=7, loc="upper right")
+    ax2.plot(ts, aim, lw=0.8, color="tab:purple")
+    ax2.set_yscale("symlog", linthresh=50)
+    ax2.set_ylabel("aim speed (deg/s)")
+    ax2.set_xlabel("match time (s)")
+    for e in events:
+        if e.get("player") != player:
+            continue
+        x = (e["ts"] - t0) / 1000.0
+        if e.get("type") == "shot":
+            ax2.axvline(x, color="tab:orange", lw=0.4, alpha=0.6)
+        elif e.get("type") == "kill":
+            ax2.axvline(x, color="tab:red", lw=1.0)
+    for f in flags:
+        x = (f["ts"] - t0) / 1000.0
+        for ax in (ax1, ax2):
+            ax.axvline(x, color="black", lw=1.5, ls=":")
+        ax1.annotate(str(f.get("kind", "flag")), (x, ax1.get_ylim()[1]), fontsize=7,
+                     rotation=90, va="top", ha="right")
+    ax1.set_title(f"{player}: speed and aim (orange shots, red kills, dotted flags)")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

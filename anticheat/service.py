@@ -1,0 +1,297 @@
+"""The scoring core of the service: events in, score and alert events out.
+
+Pure and synchronous, so the live consumer (:mod:`anticheat.consumer`), the
+offline replay that measures throughput and ``gamebus anticheat rescore``
+all run the same code. Time is the events' ``ts``; nothing here reads a
+clock or a socket.
+
+Per match it keeps a small reorder buffer (positions and match events come
+from two topics and may interleave out of ``ts`` order), the online features,
+the rules, and per player the running maximum of the model score (the
+per-player-per-match aggregate the policy's threshold was chosen on).
+
+The steps stay separate, as in ``STYLE.md``: :meth:`ScoringCore.feed`
+updates state; every ``score_interval_ms`` of match time the players are
+scored in one batch (``scorer.score_many``) and the :class:`~anticheat.model.Policy`
+classifies each aggregate; alerts are built with their explanation. A flagged
+player is alerted once per kind and match, so the queue is not flooded.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from anticheat.features import FeatureConfig, MatchFeatures
+from anticheat.model import MIN_ALIVE_S, ModelBundle, to_matrix
+from anticheat.rules import MatchRules, RuleConfig, Violation
+
+__all__ = ["CoreConfig", "Counters", "ScoringCore", "feature_config_for"]
+
+Ref = tuple[str, int, int]  # topic, partition, offset
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """Cadence and buffering of the service (all in event-time milliseconds)."""
+
+    reorder_ms: int = 250
+    score_interval_ms: int = 5_000
+    top_features: int = 6
+    evidence_events: int = 12
+    idle_match_ms: int = 120_000
+
+
+@dataclass(slots=True)
+class Counters:
+    """What an operator watches: volume, skipped input, output, scoring work."""
+
+    events: int = 0
+    malformed: int = 0
+    late: int = 0
+    scored: int = 0
+    scores: int = 0
+    alerts: int = 0
+    matches_closed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def feature_config_for(bundle: ModelBundle | None) -> FeatureConfig:
+    """Features shrunk with the priors the model was trained with."""
+    if bundle is None or not bundle.priors:
+        return FeatureConfig()
+    default = FeatureConfig()
+    return FeatureConfig(
+        accuracy_prior=bundle.priors.get("accuracy", default.accuracy_prior),
+        headshot_prior=bundle.priors.get("headshot", default.headshot_prior),
+    )
+
+
+@dataclass(slots=True)
+class _PlayerOut:
+    best: float = 0.0
+    best_anomaly: float = -math.inf
+    alerted: set[str] = field(default_factory=set)
+    refs: deque[Ref] = field(default_factory=lambda: deque(maxlen=12))
+    first_pos: Ref | None = None
+    last_pos: Ref | None = None
+
+
+class _Match:
+    def __init__(self, match: str, fcfg: FeatureConfig, rcfg: RuleConfig) -> None:
+        self.features = MatchFeatures(match, fcfg)
+        self.rules = MatchRules(match, rcfg)
+        self.heap: list[tuple[int, int, dict[str, Any], Ref | None]] = []
+        self.max_ts = 0
+        self.next_score_ts: int | None = None
+        self.players: dict[str, _PlayerOut] = {}
+        self.ended = False
+
+    def out(self, player: str) -> _PlayerOut:
+        p = self.players.get(player)
+        if p is None:
+            p = self.players[player] = _PlayerOut()
+        return p
+
+
+class ScoringCore:
+    """Feed decoded events with their bus offsets; collect events to publish."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle | None,
+        *,
+        config: CoreConfig | None = None,
+        rule_config: RuleConfig | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.config = config or CoreConfig()
+        self.rule_config = rule_config or RuleConfig()
+        self.feature_config = feature_config_for(bundle)
+        self.matches: dict[str, _Match] = {}
+        self.counters = Counters()
+        self.max_ts = 0
+        self._seq = 0
+
+    # --- input --------------------------------------------------------------
+
+    def feed(self, event: Mapping[str, Any], ref: Ref | None = None) -> list[dict[str, Any]]:
+        """Buffer one event; return the score and alert events now due."""
+        self.counters.events += 1
+        etype = event.get("type")
+        if not isinstance(etype, str) or etype.startswith("anticheat."):
+            return []
+        match = event["match"]
+        m = self.matches.get(match)
+        if m is None:
+            m = self.matches[match] = _Match(match, self.feature_config, self.rule_config)
+        ts = int(event["ts"])
+        if ts < m.max_ts - 10 * self.config.reorder_ms:
+            self.counters.late += 1  # far too late to place in order: skip, never rewind
+            return []
+        self._seq += 1
+        heapq.heappush(m.heap, (ts, self._seq, dict(event), ref))
+        m.max_ts = max(m.max_ts, ts)
+        self.max_ts = max(self.max_ts, ts)
+        out: list[dict[str, Any]] = []
+        self._drain(m, m.max_ts - self.config.reorder_ms, out)
+        if etype == "match_end":
+            self._drain(m, math.inf, out)
+            self._score(m, out, final=True)
+            m.ended = True
+        return out
+
+    def malformed(self) -> None:
+        """Count an input that could not be decoded (the edge skips it)."""
+        self.counters.malformed += 1
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Release every buffered event and score everyone now (shutdown, end of replay)."""
+        out: list[dict[str, Any]] = []
+        for m in self.matches.values():
+            self._drain(m, math.inf, out)
+            self._score(m, out, final=True)
+        return out
+
+    def close_idle(self, now_ts: int | None = None) -> int:
+        """Forget matches whose newest event is ``idle_match_ms`` older than ``now_ts``.
+
+        ``now_ts`` defaults to the newest event seen in any match, so a replay
+        of old recordings closes matches exactly as live traffic would.
+        """
+        now = self.max_ts if now_ts is None else now_ts
+        idle = [k for k, m in self.matches.items() if now - m.max_ts > self.config.idle_match_ms]
+        for k in idle:
+            del self.matches[k]
+        self.counters.matches_closed += len(idle)
+        return len(idle)
+
+    def _drain(self, m: _Match, until: float, out: list[dict[str, Any]]) -> None:
+        while m.heap and m.heap[0][0] <= until:
+            ts, _, event, ref = heapq.heappop(m.heap)
+            self._apply(m, event, ref, out)
+            if m.next_score_ts is None:
+                m.next_score_ts = ts + self.config.score_interval_ms
+            elif ts >= m.next_score_ts:
+                self._score(m, out, final=False)
+                m.next_score_ts = ts + self.config.score_interval_ms
+
+    def _apply(self, m: _Match, event: dict[str, Any], ref: Ref | None, out: list[dict[str, Any]]) -> None:
+        try:
+            m.features.update(event)
+            violations = m.rules.update(event, ref)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            self.counters.malformed += 1  # valid by schema but unusable: skip, never crash
+            return
+        player = event.get("player")
+        if isinstance(player, str) and ref is not None:
+            p = m.out(player)
+            if event.get("type") == "pos":
+                p.first_pos = p.first_pos or ref
+                p.last_pos = ref
+            elif event.get("type") in ("shot", "hit", "kill"):
+                p.refs.append(ref)
+        for v in violations:
+            out.append(self._rule_alert(m, v, int(event["ts"])))
+
+    # --- scoring and alerts -------------------------------------------------
+
+    def _score(self, m: _Match, out: list[dict[str, Any]], *, final: bool) -> None:
+        step = m.features.median_step_ms()
+        ready = [(name, st) for name, st in m.features.players.items()
+                 if st.alive_ms >= MIN_ALIVE_S * 1000]
+        if not ready or self.bundle is None:
+            return
+        vectors = [st.vector(median_step_ms=step) for _, st in ready]
+        x = to_matrix(vectors, self.bundle.feature_names)
+        scores = self.bundle.scorer.score_many(x)
+        anomalies = self.bundle.scorer.anomaly_many(x)
+        self.counters.scored += len(ready)
+        ts = m.features.last_ts
+        for (name, st), vec, s, a in zip(ready, vectors, scores, anomalies, strict=True):
+            p = m.out(name)
+            p.best = max(p.best, float(s))
+            p.best_anomaly = max(p.best_anomaly, float(a))
+            out.append({
+                "type": "anticheat.score", "match": m.features.match, "ts": ts, "player": name,
+                "score": round(p.best, 6), "model_version": self.bundle.version,
+                "window": {"alive_s": round(st.alive_ms / 1000.0, 1), "final": final,
+                           "current": round(float(s), 6)},
+            })
+            self.counters.scores += 1
+            verdict = self.bundle.policy.classify(p.best)
+            if verdict.flagged and "model" not in p.alerted:
+                out.append(self._model_alert(m, name, vec, p, "model"))
+            elif a > self.bundle.scorer.iso_cutoff and "anomaly" not in p.alerted:
+                out.append(self._model_alert(m, name, vec, p, "anomaly"))
+
+    def _evidence(self, m: _Match, player: str, extra: tuple[Any, ...] = ()) -> dict[str, Any]:
+        p = m.out(player)
+        refs = [list(r) for r in p.refs]
+        refs += [list(r) for r in extra if isinstance(r, tuple)]
+        ev: dict[str, Any] = {"events": refs}
+        if p.first_pos is not None and p.last_pos is not None:
+            ev["positions"] = [p.first_pos[0], p.first_pos[1], p.first_pos[2], p.last_pos[2]]
+        return ev
+
+    def _ping(self, m: _Match, player: str) -> float | None:
+        ping = m.features.player(player).ping_ms
+        return None if math.isnan(ping) else ping
+
+    def _base(self, m: _Match, player: str, ts: int, score: float, kind: str) -> dict[str, Any]:
+        b = self.bundle
+        alert: dict[str, Any] = {"type": "anticheat.alert", "match": m.features.match, "ts": ts,
+                                 "player": player, "score": round(score, 6), "kind": kind}
+        if b is not None:
+            alert.update(model_version=b.version, threshold=b.policy.threshold, fpr=b.policy.fpr)
+        ping = self._ping(m, player)
+        if ping is not None:
+            alert["ping"] = ping
+        alert["rules"] = [v.to_dict() for v in m.rules.fired(player)]
+        return alert
+
+    def _model_alert(self, m: _Match, player: str, vec: dict[str, float], p: _PlayerOut,
+                     kind: str) -> dict[str, Any]:
+        assert self.bundle is not None
+        p.alerted.add(kind)
+        self.counters.alerts += 1
+        alert = self._base(m, player, m.features.last_ts, p.best, kind)
+        top = self.bundle.top_features(vec, self.config.top_features)
+        alert["features"] = top
+        alert["evidence"] = self._evidence(m, player)
+        named = ", ".join(f"{f['name']}={f['value']} (p{f['percentile']:.0f})" for f in top[:3])
+        if kind == "model":
+            alert["reason"] = (f"model score {p.best:.3f} above {self.bundle.policy.threshold:.3f} "
+                               f"(FPR {self.bundle.policy.fpr:.2%}); {named}")
+        else:
+            alert["reason"] = (f"anomaly {p.best_anomaly:.3f} above {self.bundle.scorer.iso_cutoff:.3f} "
+                               f"on clean players; {named}")
+        return alert
+
+    def _rule_alert(self, m: _Match, v: Violation, ts: int) -> dict[str, Any]:
+        p = m.out(v.player)
+        p.alerted.add(f"rule:{v.rule}")
+        self.counters.alerts += 1
+        alert = self._base(m, v.player, ts, 1.0, f"rule:{v.rule}")
+        vec = m.features.vector(v.player)
+        alert["features"] = (self.bundle.top_features(vec, self.config.top_features)
+                             if self.bundle is not None else [])
+        alert["evidence"] = self._evidence(m, v.player, v.evidence)
+        unit = {"speed": "x the speed cap", "teleport": "m in one step", "fly": "m above the floor"}
+        alert["reason"] = (f"rule {v.rule}: {v.value:.2f} {unit.get(v.rule, '')}, "
+                           f"violation level {v.level:.2f}")
+        return alert
+
+    def player_vectors(self, match: str) -> dict[str, dict[str, float]]:
+        m = self.matches.get(match)
+        return m.features.vectors() if m else {}
+
+    def best_scores(self, match: str) -> dict[str, float]:
+        m = self.matches.get(match)
+        return {k: p.best for k, p in m.players.items()} if m else {}
