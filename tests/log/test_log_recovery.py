@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -10,9 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from log_helpers import SMALL, append_n, read_all
+from log_helpers import SMALL, append_n, make_payload, read_all
 
-from gamebus.log import Partition, Recovery, decode_batches
+from gamebus.log import Partition, Recovery, decode_batches, encode_records
 
 
 def build(path: Path, batches: int = 12, *, clean: bool = True) -> tuple[list[bytes], int]:
@@ -184,3 +185,23 @@ def test_a_segment_of_pure_garbage_recovers_to_an_empty_log(
     assert len(read_all(part)) == 2
     part.close()
     shutil.rmtree(work)
+
+
+def test_batches_bigger_than_the_scan_chunk_recover_and_read_back(tmp_path: Path):
+    config = dataclasses.replace(SMALL, max_batch_bytes=3 << 20, segment_bytes=8 << 20)
+    part = Partition.open(str(tmp_path), config)
+    big = encode_records([bytes([i]) * (1 << 20) for i in range(2)])  # > the 1 MiB scan chunk
+    part.append(make_payload(0), count=3, first_ts=1, max_ts=1, now_ms=1)
+    part.append(big, count=2, first_ts=2, max_ts=2, now_ms=2)
+    part.append(make_payload(1), count=3, first_ts=3, max_ts=3, now_ms=3)
+    part.flush(now_ms=4)
+    data = read_all(part)
+    seg = last_segment(tmp_path)
+    os.truncate(seg, seg.stat().st_size - 1)  # unclean and torn: a full scan
+    again = Partition.open(str(tmp_path), config)
+    assert again.next_offset == 5
+    assert read_all(again) == data[:2]
+    assert decode_batches(again.read(4, max_bytes=1))[0].records() == [
+        b"\x00" * (1 << 20),
+        b"\x01" * (1 << 20),
+    ]
