@@ -491,7 +491,7 @@ class Producer:
             if ts is not None:
                 acc.first_ts = acc.max_ts = ts
             loop = self._loop or asyncio.get_running_loop()
-            acc.timer = loop.call_later(self.linger_s, self._seal, lane)
+            acc.timer = loop.call_later(self.linger_s, self._linger_expired, lane)
         elif ts is not None and ts > acc.max_ts:
             acc.max_ts = ts
         if future is not None:
@@ -503,6 +503,16 @@ class Producer:
         if acc.nbytes >= acc.cap or len(acc.records) >= _MAX_RECORDS_PER_BATCH:
             self._seal(lane)
         return True
+
+    def _linger_expired(self, lane: _Lane) -> None:
+        acc = lane.acc
+        if acc is None:
+            return
+        acc.timer = None
+        if lane.inflight < MAX_IN_FLIGHT_PER_PARTITION:
+            self._seal(lane)
+        # else: every slot is busy; the batch keeps growing and leaves as
+        # soon as a slot frees (see _pump), instead of queueing tiny batches.
 
     def _seal(self, lane: _Lane) -> None:
         acc = lane.acc
@@ -524,8 +534,8 @@ class Producer:
         acc = lane.acc
         if lane.inflight < MAX_IN_FLIGHT_PER_PARTITION:
             lane.limit = self.batch_bytes
-            if acc is not None and acc.nbytes >= self.batch_bytes:
-                self._seal(lane)  # it grew while the lane was busy
+            if acc is not None and (acc.timer is None or acc.nbytes >= self.batch_bytes):
+                self._seal(lane)  # it lingered or grew while the lane was busy
         else:
             lane.limit = self.busy_batch_bytes
             if acc is not None and acc.cap < lane.limit and len(acc.records) < 10_000:
