@@ -81,6 +81,17 @@ class Receiver:
             pass
 
 
+async def _metrics(relay: RelayProcess) -> str:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{relay.http_port}/metrics") as resp:
+        return await resp.text()
+
+
+def _p50(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
 def _p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values, default=0.0)
 
@@ -121,7 +132,7 @@ async def test_a_stalled_client_is_conflated_then_closed_while_100_others_keep_u
 
     # Phase 1: everybody keeps up (the stalled client is not subscribed yet).
     phase_marks["baseline"] = time.time() * 1000
-    await run_for(1.5)
+    await run_for(2.0)
     # Phase 2: the stalled client subscribes and never reads.
     phase_marks["stalled"] = time.time() * 1000
     from msgpack import packb
@@ -131,7 +142,7 @@ async def test_a_stalled_client_is_conflated_then_closed_while_100_others_keep_u
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         await run_for(0.5)
-        text = await asyncio.to_thread(relay.metrics)
+        text = await _metrics(relay)
         if _metric(text, "gamebus_relay_slow_client_closes_total") >= 1:
             closed_at = time.monotonic()
             break
@@ -160,12 +171,16 @@ async def test_a_stalled_client_is_conflated_then_closed_while_100_others_keep_u
         assert r.kills == list(range(produced)), "a fast client lost or reordered match events"
     before = [lat for r in receivers for t, lat in r.latencies if t < phase_marks["stalled"]]
     during = [lat for r in receivers for t, lat in r.latencies if t >= phase_marks["stalled"]]
+    p50_before, p50_during = _p50(before), _p50(during)
     p99_before, p99_during = _p99(before), _p99(during)
-    print(f"\nfast clients p99 latency: {p99_before:.1f} ms before, {p99_during:.1f} ms with the stalled client;"
-          f" conflated {conflated:.0f} positions; stalled client got {len(stalled_kills)} kills")  # fmt: skip
-    # A fan-out that waited on the stalled client would hold everyone for
-    # seconds; the bound leaves room for a busy shared machine, nothing more.
-    assert p99_during <= 2 * p99_before + 50, (p99_before, p99_during)
+    print(f"\nfast clients latency p50/p99: {p50_before:.1f}/{p99_before:.1f} ms before, "
+          f"{p50_during:.1f}/{p99_during:.1f} ms with the stalled client; conflated {conflated:.0f} positions; "
+          f"stalled client got {len(stalled_kills)} kills")  # fmt: skip
+    # A fan-out that waited on the stalled client would hold everyone for the
+    # seconds it stalls; the bounds leave room for a busy shared machine
+    # (load averages of 6-9 on 2 cores while this was written), nothing more.
+    assert p50_during <= 2 * p50_before + 10, (p50_before, p50_during)
+    assert p99_during <= p99_before + 100, (p99_before, p99_during)
     assert max(during) < 1_000
     assert conflated > 0
     # What reached the stalled client is a gapless run of match events.
