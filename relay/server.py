@@ -111,6 +111,7 @@ class Relay:
         self.clients: dict[int, ClientConnection] = {}
         self._alert_clients: set[int] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._closing_feeds: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._connections = ConnectionCounter(
             max_total=config.max_connections, max_per_peer=config.max_connections_per_peer
@@ -165,6 +166,9 @@ class Relay:
         for feed in list(self.feeds.values()):
             await feed.close()
         self.feeds.clear()
+        for task in list(self._closing_feeds):
+            with contextlib.suppress(Exception):
+                await task
         if self._http is not None:
             await self._http.cleanup()
         if self._own_bus and self.bus is not None:
@@ -316,7 +320,13 @@ class Relay:
         await asyncio.shield(feed.ready)
         return feed
 
-    async def _release_feed(self, topic: str, partition: int, user: str) -> None:
+    def _release_feed(self, topic: str, partition: int, user: str) -> None:
+        """Drop ``user`` from a feed; the last one out closes it.
+
+        The bookkeeping is synchronous so that a subscription arriving right
+        after cannot pick up a feed that is about to close; only the closing
+        itself runs in the background.
+        """
         feed = self.feeds.get((topic, partition))
         if feed is None:
             return
@@ -324,7 +334,9 @@ class Relay:
         if not feed.users:
             del self.feeds[(topic, partition)]
             self.metrics.bus_subscriptions.set(len(self.feeds))
-            await feed.close()
+            task = asyncio.get_running_loop().create_task(feed.close())
+            self._closing_feeds.add(task)
+            task.add_done_callback(self._closing_feeds.discard)
 
     async def _channel(self, match: str) -> Channel:
         """The channel for ``match``, starting its feeds on first use."""
@@ -354,7 +366,7 @@ class Relay:
                     with contextlib.suppress(Exception):
                         assert self.bus is not None
                         partition = await self.bus.partition_for(topic, match)
-                        await self._release_feed(topic, partition, match)
+                        self._release_feed(topic, partition, match)
                 raise
             finally:
                 self._channel_starts.pop(match, None)
@@ -456,8 +468,8 @@ class Relay:
                 batches = await self.bus.fetch(topic, partition, offset)
             except OffsetOutOfRange:
                 raise _ReplayGap("history") from None
-            if not batches:
-                raise _ReplayGap("history")
+            if not batches or batches[0].base_offset > offset:
+                raise _ReplayGap("history")  # retention removed what we need
             for batch in batches:
                 if batch.epoch != epoch:
                     raise _ReplayGap("epoch")
@@ -491,7 +503,7 @@ class Relay:
             if timer is not None:
                 timer.cancel()
             for topic, partition in channel.topics.items():
-                asyncio.get_running_loop().create_task(self._release_feed(topic, partition, match))
+                self._release_feed(topic, partition, match)
 
     def _drop_client(self, client: ClientConnection) -> None:
         for match in list(client.matches):
@@ -500,7 +512,7 @@ class Relay:
             client.alerts = False
             self._alert_clients.discard(client.id)
             if not self._alert_clients:
-                asyncio.get_running_loop().create_task(self._release_alert_feeds())
+                self._release_alert_feeds()
 
     # -- alerts --------------------------------------------------------------
 
@@ -515,10 +527,9 @@ class Relay:
             await self._feed(ALERTS_TOPIC, partition, "*alerts*")
         client.send_message({"op": "subscribed", "id": msg.id, "alerts": True})
 
-    async def _release_alert_feeds(self) -> None:
+    def _release_alert_feeds(self) -> None:
         for topic, partition in [k for k in self.feeds if k[0] == ALERTS_TOPIC]:
-            if not self._alert_clients:
-                await self._release_feed(topic, partition, "*alerts*")
+            self._release_feed(topic, partition, "*alerts*")
 
     # -- data path -----------------------------------------------------------
 

@@ -292,3 +292,33 @@ async def test_healthz_and_metrics_answer(relay: Relay, bus: FakeBus) -> None:
     assert "gamebus_relay_frames_out_total 1.0" in text
     assert "gamebus_relay_publish_to_send_seconds_count 1.0" in text
     await client.close()
+
+
+async def test_analysts_get_alerts_for_the_matches_in_their_token(relay: Relay, bus: FakeBus) -> None:
+    from gamebus.events import ALERTS_TOPIC, encode_event, match_event
+
+    everything = await Client.open(url(relay), token("analyst"))
+    only_m2 = await Client.open(url(relay), token("analyst", matches=["m2"]), fmt="json")
+    for c in (everything, only_m2):
+        rid = await c.send({"op": "sub_alerts"})
+        reply = await c.until(lambda m, rid=rid: m.get("id") == rid)
+        assert reply["op"] == "subscribed" and reply["alerts"] is True
+    for match in ("m1", "m2"):
+        alert = match_event("anticheat.alert", match=match, ts=1, player="p9", score=0.97, kind="aimbot")
+        await bus.produce(ALERTS_TOPIC, await bus.partition_for(ALERTS_TOPIC, match), [encode_event(alert)])
+    got = [await everything.until(lambda m: m["op"] == "alert") for _ in range(2)]
+    assert sorted(m["alert"]["match"] for m in got) == ["m1", "m2"]
+    only = await only_m2.until(lambda m: m["op"] == "alert")
+    assert only["alert"]["match"] == "m2" and only["alert"]["kind"] == "aimbot"
+    await everything.close()
+    await only_m2.close()
+
+
+async def test_resubscribing_keeps_the_bus_feeds_alive(relay: Relay, bus: FakeBus) -> None:
+    client = await Client.open(url(relay), token())
+    await client.subscribe("m1")
+    await client.subscribe("m1")  # replaces the subscription: the feeds must survive
+    await asyncio.sleep(0.05)
+    await produce_kills(bus, "m1", 0, 5)
+    assert [e["seq"] for e in await client.events(5, topic=EVENTS_TOPIC)] == list(range(5))
+    await client.close()
