@@ -594,13 +594,13 @@ class Producer:
                 log.warning("batch to %s/%d failed: %s", lane.topic, lane.partition, error)
         elif acc.waiters:
             raw = fut.result()
-            if isinstance(raw, ProduceResult):
-                epoch, base, dup = raw.epoch, raw.base_offset, raw.duplicate
-            else:
-                epoch, base, dup = int(raw["epoch"]), int(raw["base_offset"]), bool(raw.get("duplicate"))
+            if not isinstance(raw, ProduceResult):
+                raw = ProduceResult(lane.topic, lane.partition, int(raw["epoch"]),
+                                    int(raw["base_offset"]), bool(raw.get("duplicate")))  # fmt: skip
             for idx, w in acc.waiters:
                 if not w.done():
-                    w.set_result(ProduceResult(lane.topic, lane.partition, epoch, base + idx, dup))
+                    w.set_result(ProduceResult(lane.topic, lane.partition, raw.epoch,
+                                               raw.offset_of(idx), raw.duplicate))  # fmt: skip
         self._pump(lane)
         if not self._inflight:
             self._idle.set()
