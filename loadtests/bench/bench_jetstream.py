@@ -3,14 +3,18 @@
     python -m loadtests.bench.bench_jetstream [--repeats 3] [--quick]
 
 Ingest of the same events four ways, each into a fresh 8-partition topic
-(one stream, one subject per partition), keyed by 8 match ids:
+(one stream, one subject per partition), keyed by 8 match ids, then read
+back from the start by one consumer:
 
 - ``raw nats-py`` R=1 and R=3: ``js.publish_async`` with ``Nats-Msg-Id``,
-  up to 1,000 pub acks outstanding, then wait for all. The floor of what any
+  up to 1,000 pub acks outstanding, then wait for all; read back through one
+  ordered push consumer on the whole stream. The floor of what any
   JetStream client pays for acknowledged, deduplicated publishing.
-- ``gamebus Producer`` R=1 and R=3: ``gamebus.Producer`` on a ``nats://``
-  URL, ``send_nowait`` with ``acks="durable"`` (linger 5 ms), then
-  ``flush()``: the SDK path game servers use, on the JetStream engine.
+- ``gamebus Producer/Consumer`` R=1 and R=3: ``gamebus.Producer`` on a
+  ``nats://`` URL, ``send_nowait`` with ``acks="durable"`` (linger 5 ms),
+  then ``flush()``: the SDK path game servers use, on the JetStream engine;
+  read back by ``gamebus.Consumer`` (one flow-controlled subscription per
+  partition, as relays and anti-cheat read).
 
 And one latency row per setup: 300 awaited ``send(..., acks="durable")``
 one after the other (publish -> pub ack round trip through the SDK).
@@ -68,8 +72,9 @@ def _event(i: int) -> dict[str, Any]:
             "visible": True}  # fmt: skip
 
 
-async def _raw_ingest(url: str, topic: str, replicas: int, events: int) -> float:
-    """Events per second with plain nats-py publish_async (with message ids)."""
+async def _raw_ingest(url: str, topic: str, replicas: int, events: int) -> tuple[float, float]:
+    """Events per second with plain nats-py: publish_async (with message ids), then
+    read back through one ordered push consumer."""
     nc = await nats.connect(url.split(",")[0])
     js = nc.jetstream(publish_async_max_pending=1000)
     stream = "RAW_" + topic.replace(".", "_")
@@ -89,13 +94,28 @@ async def _raw_ingest(url: str, topic: str, replicas: int, events: int) -> float
         )
     await asyncio.gather(*futures)
     elapsed = time.perf_counter() - started
+    count = 0
+    done = asyncio.Event()
+
+    async def on_msg(msg: Any) -> None:
+        nonlocal count
+        count += 1
+        if count >= events:
+            done.set()
+
+    started = time.perf_counter()
+    sub = await js.subscribe(f"raw.{topic}.*", stream=stream, ordered_consumer=True, cb=on_msg)
+    await asyncio.wait_for(done.wait(), 120)
+    read_s = time.perf_counter() - started
+    await sub.unsubscribe()
     await js.delete_stream(stream)
     await nc.close()
-    return events / elapsed
+    return events / elapsed, events / read_s
 
 
-async def _sdk_ingest(url: str, topic: str, replicas: int, events: int) -> float:
-    """Events per second through gamebus.Producer on the JetStream engine."""
+async def _sdk_ingest(url: str, topic: str, replicas: int, events: int) -> tuple[float, float]:
+    """Events per second through gamebus.Producer on the JetStream engine, then read
+    back through one gamebus.Consumer (8 partition subscriptions)."""
     bus = await gamebus.connect(url)
     await bus.create_topic(topic, partitions=PARTITIONS, replicas=replicas)
     payloads = [_event(i) for i in range(events)]
@@ -105,9 +125,17 @@ async def _sdk_ingest(url: str, topic: str, replicas: int, events: int) -> float
             producer.send_nowait(topic, event)
         await producer.flush()
         elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    async with gamebus.Consumer(bus, [topic], start="earliest") as consumer:
+        count = 0
+        async for _ in consumer:
+            count += 1
+            if count >= events:
+                break
+    read_s = time.perf_counter() - started
     await bus.delete_topic(topic)  # type: ignore[attr-defined]
     await bus.close()
-    return events / elapsed
+    return events / elapsed, events / read_s
 
 
 async def _sdk_latency(url: str, topic: str, replicas: int) -> list[float]:
@@ -126,12 +154,22 @@ async def _sdk_latency(url: str, topic: str, replicas: int) -> list[float]:
 
 
 async def _measure(url: str, replicas: int, repeats: int, events: int) -> dict[str, Any]:
-    raw, sdk = [], []
+    raw, sdk, raw_read, sdk_read = [], [], [], []
     for r in range(repeats):
-        raw.append(await _raw_ingest(url, f"bench.raw{r}", replicas, events))
-        sdk.append(await _sdk_ingest(url, f"bench.sdk{r}", replicas, events))
+        ingest, read = await _raw_ingest(url, f"bench.raw{r}", replicas, events)
+        raw.append(ingest)
+        raw_read.append(read)
+        ingest, read = await _sdk_ingest(url, f"bench.sdk{r}", replicas, events)
+        sdk.append(ingest)
+        sdk_read.append(read)
     latency = await _sdk_latency(url, "bench.lat", replicas)
-    return {"raw": median_spread(raw), "sdk": median_spread(sdk), "latency": latency}
+    return {
+        "raw": median_spread(raw),
+        "sdk": median_spread(sdk),
+        "raw_read": median_spread(raw_read),
+        "sdk_read": median_spread(sdk_read),
+        "latency": latency,
+    }
 
 
 async def _measure_at(replicas: int, repeats: int, events: int, url: str) -> dict[str, Any]:
@@ -175,18 +213,19 @@ def run(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
     for replicas, res in results.items():
         lat = percentiles(res["latency"])
         lat_text = f"p50 {lat['p50']:.2f} / p99 {lat['p99']:.2f}"
-        rows.append([f"raw nats-py publish_async, R={replicas}", fmt_spread(res["raw"], " ev/s"),
-                     "-"])  # fmt: skip
-        rows.append([f"gamebus Producer on JetStream, R={replicas}",
-                     fmt_spread(res["sdk"], " ev/s"), lat_text])  # fmt: skip
+        rows.append([f"raw nats-py, R={replicas}", fmt_spread(res["raw"], " ev/s"),
+                     fmt_spread(res["raw_read"], " ev/s"), "-"])  # fmt: skip
+        rows.append([f"gamebus Producer/Consumer on JetStream, R={replicas}",
+                     fmt_spread(res["sdk"], " ev/s"), fmt_spread(res["sdk_read"], " ev/s"),
+                     lat_text])  # fmt: skip
         throughput[f"raw nats-py R={replicas}"] = res["raw"]["median"]
         throughput[f"gamebus JetStream R={replicas}"] = res["sdk"]["median"]
         latency_ms[f"gamebus JetStream R={replicas}"] = lat
     table = markdown_table(
         ["setup (durable acks, 8 partitions)", "ingest, median (min-max)",
-         "awaited send latency ms"],
+         "read back by one consumer", "awaited send latency ms"],
         rows,
-        align="lrr",
+        align="lrrr",
     )  # fmt: skip
     ratio = {r: results[r]["sdk"]["median"] / results[r]["raw"]["median"] for r in (1, 3)}
     notes = [
