@@ -8,6 +8,7 @@ Layout (one job per module)::
     window.py     MemoryWindow: newest batches in memory
     producers.py  ProducerState: idempotent producer sequences
     epochs.py     EpochHistory: epoch -> start offset, persisted
+    recovery.py   recover(): verify and cut the tail, choose the epoch, on open
     partition.py  Partition: window + write-behind queue + segments + epoch
     topic.py      Topic: N partitions, key -> partition, per-topic config
     log.py        Log: all topics under one data directory
@@ -41,7 +42,8 @@ from gamebus.log.batch import (
 )
 from gamebus.log.config import FsyncPolicy, LogConfig
 from gamebus.log.log import Log
-from gamebus.log.partition import AppendResult, Partition, PendingWrite, Recovery
+from gamebus.log.partition import AppendResult, Partition, PendingWrite
+from gamebus.log.recovery import Recovery
 from gamebus.log.segment import Segment
 from gamebus.log.topic import Topic
 

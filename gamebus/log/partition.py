@@ -25,16 +25,12 @@ offset, so a reader never sees bytes the writer is still producing.
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import struct
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from gamebus.errors import (
-    CorruptBatch,
     EpochMismatch,
     InvalidRequest,
     LimitExceeded,
@@ -44,24 +40,14 @@ from gamebus.log.batch import HEADER_BYTES, encode_header
 from gamebus.log.config import LogConfig
 from gamebus.log.epochs import EpochHistory
 from gamebus.log.producers import ProducerBatch, ProducerState
-from gamebus.log.segment import NO_TIMESTAMP, Segment, fsync_dir
+from gamebus.log.recovery import Recovery, recover, write_clean_marker
+from gamebus.log.segment import NO_TIMESTAMP, Segment
 from gamebus.log.window import MemoryWindow
 
-__all__ = ["AppendResult", "Partition", "PendingWrite", "Recovery"]
+__all__ = ["AppendResult", "Partition", "PendingWrite"]
 
-_SEGMENT_FILE: Final = re.compile(r"^(\d{20})\.log$")
-_CLEAN_MARKER: Final = "clean-shutdown"
 _BASE_COUNT: Final = struct.Struct(">qi")  # at byte 10 of a batch
 _INT32_MAX: Final = 2**31 - 1
-
-
-class Recovery(NamedTuple):
-    """What opening a partition found: a clean shutdown or not, and what was cut."""
-
-    clean: bool
-    cut_bytes: int
-    dropped_segments: int
-    new_epoch: bool
 
 
 class AppendResult(NamedTuple):
@@ -143,69 +129,20 @@ class Partition:
     def open(cls, directory: str, config: LogConfig) -> Partition:
         """Open (or create) the partition in ``directory``, recovering its tail.
 
-        Every segment's tail after its last index entry is verified (the
-        whole last segment after an unclean shutdown); the log is cut at the
-        first torn or corrupt batch, and later segments are dropped. A new
-        epoch starts after an unclean shutdown (memory-acked data may be
-        lost) or when anything was cut; a cleanly closed log reopens
-        unchanged.
+        See :mod:`gamebus.log.recovery`: the tail is verified and cut at
+        the first torn or corrupt batch; a new epoch starts after an
+        unclean shutdown or a cut; a cleanly closed log reopens unchanged.
+        :attr:`recovery` says what happened.
         """
-        os.makedirs(directory, exist_ok=True)
-        _remove_temporaries(directory)
-        bases = sorted(
-            int(m.group(1)) for n in os.listdir(directory) if (m := _SEGMENT_FILE.match(n))
-        )
-        is_new = not bases and not os.path.exists(os.path.join(directory, "epochs"))
-        history = EpochHistory.load(directory)
-        marker = os.path.join(directory, _CLEAN_MARKER)
-        shutdown = _read_marker(marker)
-        clean_end = None if shutdown is None else shutdown.next_offset
-        clean = is_new or shutdown is not None
-        segments: list[Segment] = []
-        cut = False
-        cut_bytes = dropped = 0
-        for i, base in enumerate(bases):
-            seg = Segment.open(directory, base, index_interval_bytes=config.index_interval_bytes)
-            if cut or (segments and base != segments[-1].next_offset):
-                cut_bytes += seg.size
-                dropped += 1
-                seg.delete()  # after a gap nothing is reachable
-                cut = True
-                continue
-            size = seg.size
-            cut |= seg.recover(full=not clean and i == len(bases) - 1)
-            cut_bytes += size - seg.size
-            segments.append(seg)
-        next_offset = segments[-1].next_offset if segments else history.entries[-1][1]
-        if clean_end is not None and clean_end != next_offset:
-            cut = True
-        if shutdown is not None and shutdown.producers is not None and not cut:
-            # the clean shutdown saved the state: no need to read every header
-            producers, max_epoch = shutdown.producers, shutdown.epoch
-        else:
-            producers, max_epoch = _rebuild_producers(segments)
-        epoch_before = history.current
-        if is_new:
-            history.save()
-        elif not clean or cut or max_epoch > history.current:
-            history.bump(at_least=max_epoch, start_offset=next_offset)
-        recovery = Recovery(
-            clean=clean,
-            cut_bytes=cut_bytes,
-            dropped_segments=dropped,
-            new_epoch=history.current != epoch_before,
-        )
-        if os.path.exists(marker):  # from now on a crash must look unclean
-            os.unlink(marker)
-            fsync_dir(directory)
+        state = recover(directory, config)
         return cls(
             directory,
             config,
-            segments=segments,
-            history=history,
-            producers=producers,
-            next_offset=next_offset,
-            recovery=recovery,
+            segments=state.segments,
+            history=state.history,
+            producers=state.producers,
+            next_offset=state.next_offset,
+            recovery=state.recovery,
         )
 
     # -- properties ----------------------------------------------------------
@@ -563,67 +500,13 @@ class Partition:
         self._closed = True
         for seg in self._segments:
             seg.close()
-        _write_marker(
-            os.path.join(self.directory, _CLEAN_MARKER),
-            _Shutdown(self._next_offset, self._epoch, self._producers),
+        write_clean_marker(
+            self.directory,
+            next_offset=self._next_offset,
+            epoch=self._epoch,
+            producers=self._producers,
         )
-        fsync_dir(self.directory)
 
 
 def _base_offset(seg: Segment) -> int:
     return seg.base_offset
-
-
-class _Shutdown(NamedTuple):
-    """What a clean close leaves in the marker file (JSON)."""
-
-    next_offset: int
-    epoch: int
-    producers: ProducerState | None
-
-
-def _write_marker(path: str, shutdown: _Shutdown) -> None:
-    producers = shutdown.producers.to_json() if shutdown.producers is not None else None
-    data = {"next_offset": shutdown.next_offset, "epoch": shutdown.epoch, "producers": producers}
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _read_marker(path: str) -> _Shutdown | None:
-    """The clean-shutdown record, or None (no marker, or one we cannot trust)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        next_offset, epoch = data["next_offset"], data["epoch"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if type(next_offset) is not int or type(epoch) is not int:
-        return None
-    return _Shutdown(next_offset, epoch, ProducerState.from_json(data.get("producers")))
-
-
-def _remove_temporaries(directory: str) -> None:
-    for name in os.listdir(directory):
-        if name.endswith(".tmp"):
-            os.unlink(os.path.join(directory, name))
-
-
-def _rebuild_producers(segments: list[Segment]) -> tuple[ProducerState, int]:
-    """Idempotence state and the largest epoch seen, from every batch header."""
-    producers = ProducerState()
-    max_epoch = 0
-    for seg in segments:
-        try:
-            for h in seg.headers():
-                max_epoch = max(max_epoch, h.epoch)
-                if h.producer_id >= 0:
-                    producers.record(
-                        h.producer_id, ProducerBatch(h.sequence, h.base_offset, h.epoch, h.size)
-                    )
-        except CorruptBatch:  # pragma: no cover - recovery verified these already
-            continue
-    return producers, max_epoch
