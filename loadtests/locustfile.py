@@ -86,6 +86,7 @@ import msgpack
 from gevent import monkey
 from locust import User, constant, events, task
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
 # The loadtests package ships with the source tree, not the installed wheel.
 _ROOT = Path(__file__).resolve().parents[1]
@@ -429,11 +430,24 @@ class GameServer(User):
 
     def on_start(self) -> None:
         c = _Config
-        self.match = c.matches[next(self._next) % len(c.matches)] if c.matches else "lt-m0"
+        self.match = c.matches[self._match_index() % len(c.matches)] if c.matches else "lt-m0"
         self.samples: collections.deque[Sample] = collections.deque()
         self.publisher = _MatchPublisher(self.match, players=c.players, tick_hz=c.tick_hz,
                                          events_per_s=c.events_per_s, samples=self.samples)
         self.future = _LoopThread.get().submit(self.publisher.run(c.bus_url))
+
+    def _match_index(self) -> int:
+        """Spread game servers over the matches across workers too.
+
+        Locust hands fixed-count users out round-robin; worker *w* of *n*
+        takes matches w, w + n, w + 2n ... so each match gets one server.
+        """
+        local = next(self._next)
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            workers = int(getattr(self.environment.parsed_options, "expect_workers", 1) or 1)
+            return max(runner.worker_index, 0) + max(workers, 1) * local
+        return local
 
     @task
     def drain(self) -> None:
