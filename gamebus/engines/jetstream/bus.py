@@ -130,6 +130,7 @@ class JetStreamBus:
         self._anon_sequences: dict[tuple[str, int], int] = {}
         self._closeables: set[Any] = set()
         self.reordered = 0  # batches whose acks came back out of order after a retry
+        self.groups_ready = False  # GAMEBUS_GROUPS exists (checked once per connection)
 
     # -- topics -----------------------------------------------------------
 

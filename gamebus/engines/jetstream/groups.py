@@ -94,7 +94,7 @@ async def _ensure_stream(bus: JetStreamBus, config: api.StreamConfig) -> None:
 
 
 async def _ensure_groups_stream(bus: JetStreamBus) -> None:
-    if getattr(bus, "_groups_ready", False):
+    if bus.groups_ready:
         return
     await _ensure_stream(
         bus,
@@ -107,7 +107,7 @@ async def _ensure_groups_stream(bus: JetStreamBus) -> None:
             duplicate_window=60,
         ),
     )
-    bus._groups_ready = True  # type: ignore[attr-defined]
+    bus.groups_ready = True
 
 
 async def _publish(bus: JetStreamBus, subject: str, payload: bytes, **headers: str) -> int:
