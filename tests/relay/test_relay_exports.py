@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,6 @@ def test_pure_cores_do_no_io() -> None:
                  "relay.delay", "relay.limits", "relay.records"):  # fmt: skip
         source = importlib.import_module(name).__file__
         assert source is not None
-        text = open(source).read()
+        text = Path(source).read_text()
         for edge in ("import asyncio", "import socket", "websockets", "aiohttp"):
             assert edge not in text, f"{name} imports {edge}"
