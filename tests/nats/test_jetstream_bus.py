@@ -304,3 +304,18 @@ async def test_produce_result_names_every_offset_when_partitions_interleave(
         assert result is not None
         stored = dict(records_with_offsets(await bus.fetch(topic, p, 1)))
         assert {result.offset_of(i): r for i, r in enumerate(batches[p])} == stored
+
+
+async def test_a_deleted_topic_ends_its_subscriptions_with_unknown_topic(
+    bus: JetStreamBus, topic: str
+) -> None:
+    await bus.create_topic(topic, partitions=1)
+    await bus.produce(topic, 0, [b"a"])
+    sub = await bus.subscribe(topic, 0, "earliest")
+    try:
+        await collect(sub, 1)
+        await bus.delete_topic(topic)
+        with pytest.raises(UnknownTopic):
+            await collect(sub, 1)
+    finally:
+        await sub.close()

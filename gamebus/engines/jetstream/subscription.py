@@ -15,6 +15,8 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
+import nats.js.errors
+
 from gamebus.engines.base import Batch, Position, Start
 from gamebus.engines.jetstream import naming
 from gamebus.engines.jetstream.reader import PartitionReader, ReaderBroken
@@ -133,6 +135,8 @@ class JetStreamSubscription:
                             yield batch
                 except Exception as e:
                     if not (isinstance(e, ReaderBroken) or is_retriable(e)):
+                        if isinstance(e, nats.js.errors.NotFoundError):
+                            await self._check_epoch(position)  # UnknownTopic, EpochMismatch
                         raise to_gamebus(e, f"subscription {self.topic}/{self.partition}") from e
                     if self._closed:
                         return
