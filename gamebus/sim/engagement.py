@@ -125,28 +125,32 @@ def evaluate_aim(
     """
     n = len(aim.yaw)
     mode = aim.mode
+    yaw, pitch = aim.yaw, aim.pitch
     # Idle and reacting players look roughly where they walk, looking around.
     k_look = dt_s / _LOOK_OU_TAU_S
     aim.look += -aim.look * k_look + _LOOK_SD_DEG * np.sqrt(2 * k_look) * rng.standard_normal(n)
-    idle = alive & ((mode == IDLE) | (mode == REACT))
-    if idle.any():
-        want = np.where(moving, heading + aim.look, aim.yaw)
+    idle = np.nonzero(alive & (mode <= REACT))[0]
+    if len(idle):
+        want = np.where(moving[idle], heading[idle] + aim.look[idle], yaw[idle])
         gain = 1.0 - np.exp(-dt_s / _LOOK_TAU_S)
-        aim.yaw = np.where(idle, aim.yaw + _wrap(want - aim.yaw) * gain, aim.yaw)
-        aim.pitch = np.where(idle, aim.pitch + (0.0 - aim.pitch) * gain, aim.pitch)
-    flicking = alive & ((mode == FLICK) | (mode == CORRECT))
-    if flicking.any():
-        s = min_jerk((t_ms - aim.fl_t0) / aim.fl_T)
-        aim.yaw = np.where(flicking, aim.fl_y0 + aim.fl_dy * s, aim.yaw)
-        aim.pitch = np.where(flicking, aim.fl_p0 + aim.fl_dp * s, aim.pitch)
-    tracking = alive & (mode == TRACK) & ~np.isnan(tgt_yaw)
-    if tracking.any():
+        yaw[idle] += _wrap(want - yaw[idle]) * gain
+        pitch[idle] -= pitch[idle] * gain
+    flicking = np.nonzero(alive & ((mode == FLICK) | (mode == CORRECT)))[0]
+    if len(flicking):
+        s = min_jerk((t_ms - aim.fl_t0[flicking]) / aim.fl_T[flicking])
+        yaw[flicking] = aim.fl_y0[flicking] + aim.fl_dy[flicking] * s
+        pitch[flicking] = aim.fl_p0[flicking] + aim.fl_dp[flicking] * s
+    tracking = np.nonzero(alive & (mode == TRACK) & ~np.isnan(tgt_yaw))[0]
+    if len(tracking):
         k = dt_s / _TRACK_TAU_S
-        sd = aim.track_sd * np.sqrt(2 * k)
-        aim.err_y += -aim.err_y * k + sd * rng.standard_normal(n)
-        aim.err_p += -aim.err_p * k + 0.6 * sd * rng.standard_normal(n)
-        aim.yaw = np.where(tracking, np.nan_to_num(tgt_yaw) + aim.err_y, aim.yaw)
-        aim.pitch = np.where(tracking, np.nan_to_num(tgt_pitch) + aim.err_p, aim.pitch)
-    tremor = aim.tremor_sd[:, None] * rng.standard_normal((n, 2))
-    aim.yaw = _wrap(aim.yaw + tremor[:, 0])
-    aim.pitch = np.clip(aim.pitch + tremor[:, 1], -MAX_PITCH_DEG, MAX_PITCH_DEG)
+        m = len(tracking)
+        sd = aim.track_sd[tracking] * np.sqrt(2 * k)
+        noise = rng.standard_normal((2, m))
+        ey = aim.err_y[tracking] * (1 - k) + sd * noise[0]
+        ep = aim.err_p[tracking] * (1 - k) + 0.6 * sd * noise[1]
+        aim.err_y[tracking], aim.err_p[tracking] = ey, ep
+        yaw[tracking] = tgt_yaw[tracking] + ey
+        pitch[tracking] = tgt_pitch[tracking] + ep
+    tremor = rng.standard_normal((2, n)) * aim.tremor_sd
+    aim.yaw = _wrap(yaw + tremor[0])
+    aim.pitch = np.clip(pitch + tremor[1], -MAX_PITCH_DEG, MAX_PITCH_DEG)

@@ -241,6 +241,10 @@ class MatchSimulator:
         self.trig_since = np.full(n, -1.0)
         self.kills = [0, 0]
         self.round = 0
+        self._ei, self._ej = np.nonzero(self.team[:, None] != self.team[None, :])
+        self._eye = np.array([0.0, 0.0, EYE_HEIGHT_M])
+        self._chest = np.array([0.0, 0.0, CHEST_HEIGHT_M])
+        self._ctl = Controls.honest(n)
 
     @staticmethod
     def _human_params(p: PlayerProfile) -> AimParams:
@@ -271,16 +275,21 @@ class MatchSimulator:
 
     def _random_point(self, *, near: tuple[float, float] | None = None, radius: float = 0.0,
                       min_dist: float = 0.0) -> tuple[float, float]:
+        """A free spot anywhere, or ``min_dist``..``radius`` from ``near``."""
         m, rng = self.map, self.rng
-        for _ in range(50):
-            if near is None:
-                x, y = rng.uniform(1.0, m.size_x_m - 1.0), rng.uniform(1.0, m.size_y_m - 1.0)
-            else:
-                ang = rng.uniform(0.0, 2 * math.pi)
-                r = rng.uniform(min_dist, max(radius, min_dist + 1e-6))
-                x, y = near[0] + r * math.cos(ang), near[1] + r * math.sin(ang)
-            if not m.blocked(float(x), float(y)):
-                return float(x), float(y)
+        k = 24
+        if near is None:
+            xy = 1.0 + rng.uniform(0.0, 1.0, (k, 2)) * (
+                np.array([m.size_x_m, m.size_y_m]) - 2.0
+            )
+        else:
+            ang = rng.uniform(0.0, 2 * math.pi, k)
+            r = rng.uniform(min_dist, max(radius, min_dist + 1e-6), k)
+            xy = np.array(near) + np.c_[np.cos(ang), np.sin(ang)] * r[:, None]
+        free = np.nonzero(~m.blocked_many(xy))[0]
+        if len(free):
+            x, y = xy[free[0]]
+            return float(x), float(y)
         return (near if near is not None else m.spawns[0][:2])  # type: ignore[return-value]
 
     def _next_waypoint(self, i: int, t: float, *, new_goal: bool) -> None:
@@ -465,12 +474,15 @@ class MatchSimulator:
             # Strafe across the line of fire while closing in a little.
             fight = perp * (cap * frac)[:, None] + to * (0.25 * cap)[:, None]
             wanted = np.where(fighting[:, None], fight, wanted)
-        ctl = Controls.honest(n)
+        ctl = self._ctl
         ctl.active = alive
         ctl.wanted = wanted
         ctl.cap = cap
-        jump_rate = self.jump_rate.copy()
+        jump_rate = self.jump_rate
         for i, (prof, _) in self.cheat.items():
+            # back to honest, then the cheat if it is on
+            ctl.factor[i], ctl.accel[i], ctl.ceiling[i] = 1.0, MAX_ACCEL_MPS2, np.inf
+            ctl.gravity[i], ctl.hover[i] = GRAVITY_MPS2, np.nan
             if not on[i] or not alive[i]:
                 continue
             q = prof.params
@@ -484,6 +496,8 @@ class MatchSimulator:
                     ctl.hover[i] = q["altitude_m"]
                 else:
                     ctl.gravity[i] = GRAVITY_MPS2 * q["gravity_scale"]
+                    if jump_rate is self.jump_rate:
+                        jump_rate = jump_rate.copy()
                     jump_rate[i] *= q["jump_boost"]
             elif prof.kind == "teleport" and rng.random() < q["rate_hz"] * self.dt_s:
                 x, y = self._random_point(near=(float(b.pos[i, 0]), float(b.pos[i, 1])),
@@ -494,15 +508,12 @@ class MatchSimulator:
 
     def _visibility(self) -> np.ndarray:
         """``vis[i, j]``: alive ``i`` sees alive enemy ``j`` (eye to chest)."""
-        n = self.n
-        vis = np.zeros((n, n), dtype=np.bool_)
-        pairs = self.alive[:, None] & self.alive[None, :] & (self.team[:, None] != self.team[None, :])
-        ii, jj = np.nonzero(pairs)
+        vis = np.zeros((self.n, self.n), dtype=np.bool_)
+        both = self.alive[self._ei] & self.alive[self._ej]
+        ii, jj = self._ei[both], self._ej[both]
         if len(ii):
             p = self.bodies.pos
-            a = p[ii] + np.array([0.0, 0.0, EYE_HEIGHT_M])
-            c = p[jj] + np.array([0.0, 0.0, CHEST_HEIGHT_M])
-            vis[ii, jj] = line_of_sight_many(self.map, a, c)
+            vis[ii, jj] = line_of_sight_many(self.map, p[ii] + self._eye, p[jj] + self._chest)
         return vis
 
     def _angles_to(self, i: int, j: int, height: float) -> tuple[float, float, float]:
@@ -537,7 +548,17 @@ class MatchSimulator:
         """Aim mode transitions of every alive player (see engagement.py)."""
         aim = self.aim
         p_sound = 1.0 - math.exp(-_SOUND_RATE_HZ * self.dt_s)
-        for i in np.nonzero(self.alive)[0].tolist():
+        alive, modes, tgt = self.alive, aim.mode, self.target
+        has = tgt >= 0
+        tj = np.where(has, tgt, 0)
+        ok = alive[tj] & vis[np.arange(self.n), tj]
+        busy = alive & (
+            (has & (~ok | (self.lost_since >= 0)))
+            | ((modes == IDLE) & vis.any(axis=1))
+            | ((modes == REACT) & (t >= self.react_until))
+            | (((modes == FLICK) | (modes == CORRECT)) & (t >= aim.fl_t0 + aim.fl_T))
+        )
+        for i in np.nonzero(busy)[0].tolist():
             j = int(self.target[i])
             if j >= 0:
                 if not self.alive[j]:
@@ -663,8 +684,13 @@ class MatchSimulator:
     # ------------------------------------------------------------- shooting
     def _fire(self, t: float, vis: np.ndarray, on: dict[int, bool], out: list[dict[str, Any]]) -> None:
         t_prev = t - self.dt_ms
-        for i in np.nonzero(self.alive)[0].tolist():
-            if t < self.next_fire[i] or t < self.draw_until[i] or not self.alive[i]:
+        trig = np.zeros(self.n, dtype=np.bool_)
+        for i, (prof, _) in self.cheat.items():
+            trig[i] = on[i] and prof.kind == "triggerbot"
+        ready = self.alive & (t >= self.next_fire) & (t >= self.draw_until)
+        cands = ready & (trig | ((self.aim.mode == TRACK) & (self.target >= 0)))
+        for i in np.nonzero(cands)[0].tolist():
+            if not self.alive[i]:  # killed earlier in this tick
                 continue
             cheat = self.cheat.get(i)
             if cheat is not None and on[i] and cheat[0].kind == "triggerbot":

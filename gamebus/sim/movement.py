@@ -88,8 +88,11 @@ class Controls:
 def _limit(v: FloatArray, limit: FloatArray) -> FloatArray:
     """Scale each row of ``v`` down to a norm of at most ``limit``."""
     norm = np.hypot(v[:, 0], v[:, 1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(norm > limit, limit / norm, 1.0)
+    over = norm > limit
+    if not over.any():
+        return v
+    scale = np.ones_like(norm)
+    scale[over] = limit[over] / norm[over]
     out: FloatArray = v * scale[:, None]
     return out
 
@@ -97,10 +100,11 @@ def _limit(v: FloatArray, limit: FloatArray) -> FloatArray:
 def step_bodies(
     rng: np.random.Generator, game_map: GameMap, bodies: Bodies, ctl: Controls, dt_s: float
 ) -> None:
-    """Advance every active body by ``dt_s`` seconds, in place."""
-    act = ctl.active
+    """Advance every active body by ``dt_s`` seconds, in place (the dead stay put)."""
     pos, vel, base = bodies.pos, bodies.vel, bodies.base_vel
-    grounded = pos[:, 2] <= 0.0
+    act = ctl.active
+    z = pos[:, 2]
+    grounded = z <= 0.0
     # --- horizontal: OU toward the wanted velocity, bounded change and speed
     noise = rng.normal(0.0, OU_SIGMA * np.sqrt(dt_s), (len(pos), 2))
     target = _limit(base + OU_THETA * (ctl.wanted - base) * dt_s + noise, ctl.cap)
@@ -112,8 +116,9 @@ def step_bodies(
     # --- walls: slide along them, losing the blocked component
     step = seen * dt_s
     cand = pos[:, :2] + step
-    blocked = game_map.blocked_many(cand)
+    blocked = game_map.blocked_many(cand) & act
     if blocked.any():
+        seen = seen.copy()
         for axis in (0, 1):
             rows = np.nonzero(blocked)[0]
             trial = pos[rows, :2].copy()
@@ -129,29 +134,33 @@ def step_bodies(
         cand[stuck] = pos[stuck, :2]
         seen[stuck] = 0.0
         new_base[stuck] = 0.0
-    # --- vertical: jumps under gravity, or a hover hack
-    z, vz = pos[:, 2].copy(), vel[:, 2].copy()
-    start = ctl.jump & grounded
-    vz[start] = JUMP_SPEED_MPS
+    # --- vertical, only for who is in the air, jumps or hovers
     hovering = ~np.isnan(ctl.hover)
-    g = ctl.gravity
-    z_next = z + vz * dt_s - 0.5 * g * dt_s * dt_s
-    vz_next = vz - g * dt_s
-    airborne = (z > 0.0) | start
-    z_next = np.where(airborne, z_next, 0.0)
-    vz_next = np.where(airborne, vz_next, 0.0)
-    landed = z_next <= 0.0
-    z_next[landed] = 0.0
-    vz_next[landed] = 0.0
-    if hovering.any():
-        h = np.nonzero(hovering)[0]
-        vz_h = np.clip(2.5 * (ctl.hover[h] - z[h]), -4.0, 4.0)
-        z_next[h] = np.maximum(z[h] + vz_h * dt_s, 0.0)
-        vz_next[h] = vz_h
-    # --- commit for the active bodies only
-    a = np.nonzero(act)[0]
-    pos[a, 0:2] = cand[a]
-    pos[a, 2] = z_next[a]
-    vel[a, 0:2] = seen[a]
-    vel[a, 2] = vz_next[a]
-    base[a] = new_base[a]
+    up = np.nonzero(act & (~grounded | ctl.jump | hovering))[0]
+    if len(up):
+        zu, vz = z[up].copy(), vel[up, 2].copy()
+        start = ctl.jump[up] & grounded[up]
+        vz[start] = JUMP_SPEED_MPS
+        g = ctl.gravity[up]
+        z_next = zu + vz * dt_s - 0.5 * g * dt_s * dt_s
+        vz_next = vz - g * dt_s
+        landed = z_next <= 0.0
+        z_next[landed] = 0.0
+        vz_next[landed] = 0.0
+        h = hovering[up]
+        if h.any():
+            vz_h = np.clip(2.5 * (ctl.hover[up][h] - zu[h]), -4.0, 4.0)
+            z_next[h] = np.maximum(zu[h] + vz_h * dt_s, 0.0)
+            vz_next[h] = vz_h
+        pos[up, 2] = z_next
+        vel[up, 2] = vz_next
+    # --- commit; the dead keep their last state until they respawn
+    if act.all():
+        pos[:, 0:2] = cand
+        vel[:, 0:2] = seen
+        base[:] = new_base
+    else:
+        a = np.nonzero(act)[0]
+        pos[a, 0:2] = cand[a]
+        vel[a, 0:2] = seen[a]
+        base[a] = new_base[a]

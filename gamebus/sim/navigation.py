@@ -41,26 +41,27 @@ class NavGrid:
         return int(np.argmin(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]))
 
     def next_waypoint(self, game_map: GameMap, here: FloatArray, goal: FloatArray) -> FloatArray:
-        """Where to walk next on the way from ``here`` to ``goal``."""
-        if walkable_many(game_map, here[None, :], goal[None, :])[0]:
-            return goal
+        """Where to walk next on the way from ``here`` to ``goal``.
+
+        The goal itself when it is in a straight line, else the farthest of
+        the next few path nodes that is.
+        """
         a, b = self.nearest(here), self.nearest(goal)
-        if a == b:
-            return goal
-        hop = int(self.next_hop[a, b])
-        if hop < 0:
-            return self.nodes[a]
-        # Skip ahead along the path while the straight line stays free.
-        for _ in range(4):
-            after = int(self.next_hop[hop, b])
-            if after < 0 or after == hop or not walkable_many(
-                game_map, here[None, :], self.nodes[after][None, :]
-            )[0]:
+        chain = []
+        node = a
+        for _ in range(5):
+            node = int(self.next_hop[node, b]) if node != b else -1
+            if node < 0:
                 break
-            hop = after
-        if not walkable_many(game_map, here[None, :], self.nodes[hop][None, :])[0]:
-            return self.nodes[a]
-        return self.nodes[hop]
+            chain.append(node)
+        points = np.vstack([goal[None, :], self.nodes[chain]]) if chain else goal[None, :]
+        ok = walkable_many(game_map, np.broadcast_to(here, points.shape), points)
+        if ok[0]:
+            return goal
+        for k in range(len(chain), 0, -1):
+            if ok[k] and ok[1 : k + 1].all():
+                return self.nodes[chain[k - 1]]
+        return self.nodes[a]
 
 
 def _build(game_map: GameMap) -> NavGrid:

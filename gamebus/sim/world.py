@@ -146,11 +146,13 @@ class GameMap:
     walls: tuple[Box, ...]
     spawns: tuple[Vec3, ...]
     walls_array: FloatArray = field(init=False, repr=False, compare=False)
+    grown_cache: dict[float, FloatArray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         rows = [(w.x0, w.y0, w.z0, w.x1, w.y1, w.z1) for w in self.walls]
         arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
         object.__setattr__(self, "walls_array", arr)
+        object.__setattr__(self, "grown_cache", {})
         for spawn in self.spawns:
             if self.blocked(spawn[0], spawn[1]):
                 raise ConfigError(f"map {self.name}: spawn {spawn} is inside a wall")
@@ -170,13 +172,12 @@ class GameMap:
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         x = xy[:, 0:1]
         y = xy[:, 1:2]
-        w = self.walls_array
+        w = _grown_walls(self, radius_m)
         hit = (
-            (x > w[:, 0] - radius_m)
-            & (x < w[:, 3] + radius_m)
-            & (y > w[:, 1] - radius_m)
-            & (y < w[:, 4] + radius_m)
-        ).any(axis=1) if len(w) else np.zeros(len(xy), dtype=np.bool_)
+            np.logical_or.reduce((x > w[:, 0]) & (x < w[:, 3]) & (y > w[:, 1]) & (y < w[:, 4]), axis=1)
+            if len(w)
+            else np.zeros(len(xy), dtype=np.bool_)
+        )
         off = (
             (xy[:, 0] < radius_m)
             | (xy[:, 0] > self.size_x_m - radius_m)
@@ -202,18 +203,27 @@ def walkable_many(
     """
     a = np.asarray(a_xy, dtype=np.float64).reshape(-1, 2)
     b = np.asarray(b_xy, dtype=np.float64).reshape(-1, 2)
-    w = game_map.walls_array
-    ok = np.ones(len(a), dtype=np.bool_)
-    if len(w):
-        grown = w.copy()
+    lo, hi_x, hi_y = radius_m, game_map.size_x_m - radius_m, game_map.size_y_m - radius_m
+    ok = (
+        (a[:, 0] >= lo) & (a[:, 1] >= lo) & (a[:, 0] <= hi_x) & (a[:, 1] <= hi_y)
+        & (b[:, 0] >= lo) & (b[:, 1] >= lo) & (b[:, 0] <= hi_x) & (b[:, 1] <= hi_y)
+    )
+    grown = _grown_walls(game_map, radius_m)
+    if len(grown):
+        ok &= ~_slab_blocked(a, b, grown, axes=2)  # the 2-D test reads x and y only
+    return ok
+
+
+def _grown_walls(game_map: GameMap, radius_m: float) -> FloatArray:
+    """The walls grown by ``radius_m`` on the ground plane, kept per map and radius."""
+    cache = game_map.grown_cache
+    grown = cache.get(radius_m)
+    if grown is None:
+        grown = game_map.walls_array.copy()
         grown[:, 0:2] -= radius_m
         grown[:, 3:5] += radius_m
-        z = np.zeros((len(a), 1))  # the 2-D slab test ignores heights
-        ok &= ~_slab_blocked(np.c_[a, z], np.c_[b, z], grown, axes=2)
-    lo, hi = radius_m, (game_map.size_x_m - radius_m, game_map.size_y_m - radius_m)
-    for p in (a, b):
-        ok &= (p[:, 0] >= lo) & (p[:, 1] >= lo) & (p[:, 0] <= hi[0]) & (p[:, 1] <= hi[1])
-    return ok
+        cache[radius_m] = grown
+    return grown
 
 
 def _arena(name: str, walls: list[Box], spawns: list[Vec3]) -> GameMap:
