@@ -298,6 +298,103 @@ async def _clients(relay_url: str, secret: str, count: int, matches: list[str], 
                                "alert_ms": alert_ms, "connected": subscribed}))
 
 
+async def _ingest_point(bus_url: str, *, topic: str, payload_bytes: int, batch_records: int,
+                        partitions: int, seconds: float) -> dict[str, float]:
+    """Producer flat out -> broker -> one subscriber per partition, in one process.
+
+    Two chunks of 500 events are in flight at a time (the producer awaits
+    the ack of the previous chunk's last event), so the queue, and with it
+    the latency at saturation, stays bounded and comparable across points.
+    """
+    import msgpack
+
+    from gamebus.client import Producer, connect
+
+    bus = await connect(bus_url)
+    await bus.create_topic(topic, partitions=partitions)
+    lat: list[float] = []
+    got = {"n": 0}
+    subs = [await bus.subscribe(topic, p, "latest") for p in range(partitions)]
+
+    async def drain(sub: Any) -> None:
+        async for batch in sub:
+            got["n"] += len(batch.records)
+            first = msgpack.unpackb(batch.records[0], raw=False)
+            lat.append((time.time_ns() // 1000 - first["lt"]) / 1000)
+
+    readers = [asyncio.create_task(drain(sub)) for sub in subs]
+    pad = "x" * max(payload_bytes - 60, 1)
+    keys = [f"k{i}" for i in range(64)]
+    sample = msgpack.packb({"type": "bench.blob", "match": "k00", "ts": 1, "lt": 1, "pad": pad})
+    sent = 0
+    async with Producer(bus, linger_ms=5, batch_bytes=max(len(sample) * batch_records, 64),
+                        max_buffer_bytes=64 * 2**20) as producer:
+        t0 = time.monotonic()
+        prev: asyncio.Task[Any] | None = None
+        while time.monotonic() - t0 < seconds:
+            now_us = time.time_ns() // 1000
+            for i in range(500):
+                key = keys[i % 64]
+                ev = {"type": "bench.blob", "match": key, "ts": now_us // 1000,
+                      "lt": now_us, "pad": pad}
+                if i < 499:
+                    producer.send_nowait(topic, ev, key=key, acks="memory")
+                else:
+                    last = asyncio.create_task(producer.send(topic, ev, key=key, acks="memory"))
+            sent += 500
+            if prev is not None:
+                await prev
+            prev = last
+        if prev is not None:
+            await prev
+        elapsed = time.monotonic() - t0
+    await asyncio.sleep(0.5)
+    for r in readers:
+        r.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    for sub in subs:
+        with contextlib.suppress(Exception):
+            await sub.close()
+    await bus.close()
+    pct = percentiles(lat)
+    return {"events_per_s": sent / elapsed, "delivered_per_s": got["n"] / elapsed,
+            "mb_per_s": sent * len(sample) / elapsed / 1e6, "p50_ms": pct["p50"],
+            "p99_ms": pct["p99"]}
+
+
+def ingest_curves(*, quick: bool = False) -> list[dict[str, Any]]:
+    """Throughput and p99 against payload size, batch size and partitions.
+
+    One fresh broker; one parameter moves at a time from the defaults
+    (256-byte events, 100 records per batch, 8 partitions); acks ``memory``.
+    """
+    from loadtests.run import local_services
+
+    seconds = 2.0 if quick else 5.0
+    base = {"payload_bytes": 256, "batch_records": 100, "partitions": 8}
+    sweeps = {
+        "payload_bytes": [64, 256, 1024, 4096] if not quick else [64, 1024],
+        "batch_records": [1, 10, 100, 1000] if not quick else [1, 100],
+        "partitions": [1, 4, 16] if not quick else [1, 8],
+    }
+    curves = []
+    with local_services() as services:
+        n = 0
+        for param, values in sweeps.items():
+            points = []
+            for value in values:
+                cfg = dict(base, **{param: value})
+                n += 1
+                point = asyncio.run(_ingest_point(services.bus_url, topic=f"bench.scale{n}",
+                                                  seconds=seconds, **cfg))
+                points.append({param: value, **point})
+            curves.append({"param": param, "x": values,
+                           "throughput": [p["events_per_s"] for p in points],
+                           "p99_ms": [p["p99_ms"] for p in points], "points": points,
+                           "seconds": seconds})
+    return curves
+
+
 # ======================================================================== orchestration
 
 
@@ -572,12 +669,14 @@ def run(repeats: int = 1, *, quick: bool = False, duration_s: float | None = Non
                  "throughput": [c["events_out_per_s"] for c in curve_runs],
                  "p99_ms": [c["p99_ms"] for c in curve_runs], "points": curve_runs,
                  "seconds": 15.0 if quick else 30.0}
-    return _report(main_run, runs, p50s, p99s, curve, duration, n_clients, client_procs)
+    ingest = ingest_curves(quick=quick) if do_scaling else []
+    return _report(main_run, runs, p50s, p99s, curve, duration, n_clients, client_procs, ingest)
 
 
 def _report(main_run: dict[str, Any], runs: list[dict[str, Any]], p50s: dict[str, float],
             p99s: dict[str, float], curve: dict[str, Any] | None, duration: float,
-            n_clients: int, client_procs: int) -> dict[str, Any]:
+            n_clients: int, client_procs: int,
+            ingest: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     lat = main_run["latency_ms"]
     comps = main_run["components"]
     rows = [
@@ -627,6 +726,12 @@ def _report(main_run: dict[str, Any], runs: list[dict[str, Any]], p50s: dict[str
                  f"{curve['seconds']:.0f} s each):\n\n" + markdown_table(
                      ["clients", "connected", "events out/s", "p50 ms", "p99 ms", "relay CPU",
                       "clients CPU", "gaps/dups", "client errors"], crow))
+    for c in ingest or []:
+        rows_i = [[p[c["param"]], fmt_num(p["events_per_s"]), f"{p['mb_per_s']:.1f}",
+                   f"{p['p50_ms']:.1f}", f"{p['p99_ms']:.1f}"] for p in c["points"]]
+        text += (f"\n\nIngest path (SDK -> broker -> subscriber, one process, flat out, "
+                 f"{c['seconds']:.0f} s per point) against {c['param']}:\n\n"
+                 + markdown_table([c["param"], "events/s", "MB/s", "p50 ms", "p99 ms"], rows_i))
     growth = {n: comps[n]["rss_growth_pct"] for n in ("broker", "relay") if n in comps}
     flat = bool(growth) and all(abs(g) < FLAT_GROWTH_PCT for g in growth.values())
     goals = [
@@ -648,7 +753,7 @@ def _report(main_run: dict[str, Any], runs: list[dict[str, Any]], p50s: dict[str
         "throughput": {"events in (simulator)": main_run["events_in_per_s"],
                        "events out (to clients)": main_run["events_out_per_s"]},
         "memory_series": main_run["memory_series"],
-        "scaling": [curve] if curve else [],
+        "scaling": ([curve] if curve else []) + list(ingest or []),
         "notes": list(main_run["notes"]) + [f"problem: {p}" for p in main_run["problems"][:5]],
         "runs": [{k: v for k, v in r.items() if k not in ("latency_samples", "memory_series")}
                  for r in runs],
