@@ -171,6 +171,25 @@ class JetStreamBus:
             raise UnknownPartition(topic, partition)
         return state
 
+    async def _check_partition_patiently(self, topic: str, partition: int) -> TopicState:
+        """Like :meth:`_check_partition`, but rides out an election like a publish does.
+
+        A client that has not seen the topic yet needs one STREAM.INFO, which
+        times out while the stream has no leader; a produce should wait for
+        the leader (up to its deadline), not fail faster than its own publish.
+        """
+        if topic in self._topics:
+            return await self._check_partition(topic, partition)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.produce_timeout_ms / 1000
+        while True:
+            try:
+                return await self._check_partition(topic, partition)
+            except EngineUnavailable:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
     async def create_topic(
         self,
         topic: str,
@@ -334,7 +353,7 @@ class JetStreamBus:
         "memory" produce that returns an offset must be readable at it.
         ``acks="none"`` is a core NATS publish: no ack, no retry, may be lost.
         """
-        state = await self._check_partition(topic, partition)
+        state = await self._check_partition_patiently(topic, partition)
         if acks not in ("none", "memory", "durable"):
             raise InvalidRequest("acks", f"{acks!r} is not none, memory or durable")
         if not records:
