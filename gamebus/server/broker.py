@@ -53,6 +53,7 @@ class Broker:
             self.metrics,
             linger_ms=config.flush_interval_ms,
             flush_bytes=config.flush_bytes,
+            idle_interval_ms=config.flush_idle_ms,
             max_unflushed_bytes=config.limits.max_unflushed_bytes,
         )
         self.groups = GroupCoordinator(self.partitions_of)
@@ -81,6 +82,7 @@ class Broker:
         limits = self.config.limits
         self.flusher.start()
         self.spawn(self._expire_members())
+        self.spawn(self._retention())
         self._server = await loop.create_server(
             lambda: Connection(
                 conn_id=self._new_conn_id(),
@@ -225,6 +227,17 @@ class Broker:
             await asyncio.sleep(0.1)
             for group in self.groups.expire(now_ms=self.clock_ms()):
                 self.notify_group(group)
+
+    async def _retention(self) -> None:
+        """Delete whole old segments past each topic's retention, every few seconds."""
+        while True:
+            await asyncio.sleep(self.config.retention_check_ms / 1000)
+            now = int(time.time() * 1000)
+            for pstate in self.store.all_partitions():
+                try:
+                    pstate.log.apply_retention(now)
+                except Exception:  # never let housekeeping kill the broker
+                    log.exception("retention of %s/%d failed", pstate.topic, pstate.index)
 
     # -- metrics -------------------------------------------------------------------
 

@@ -79,8 +79,11 @@ class BrokerConfig:
     #: How long the flusher waits for more appends before writing (group commit).
     flush_interval_ms: float = 2.0
     flush_bytes: int = 1024 * 1024
+    #: With nobody waiting for durability, write behind at least this often.
+    flush_idle_ms: float = 200.0
     fsync: str = "always"
     group_session_timeout_ms: int = 10_000
+    retention_check_ms: int = 30_000
     limits: Limits = field(default_factory=Limits)
     tokens: tuple[TokenGrant, ...] = ()
 

@@ -97,9 +97,12 @@ class Flusher:
                 pass
             if self.linger_s:
                 await asyncio.sleep(self.linger_s)
-            await self.flush_once()
+            if not await self.flush_once():
+                # Waiters remain but nothing became durable (fsync "interval"
+                # not due yet): do not spin.
+                await asyncio.sleep(0.005)
 
-    async def flush_once(self) -> None:
+    async def flush_once(self) -> bool:
         """Write and sync every dirty partition, then release its waiters.
 
         The plans are taken on the loop thread, written in one worker thread
@@ -108,11 +111,12 @@ class Flusher:
         """
         self._urgent.clear()
         if not self._dirty:
-            return
+            return True
         dirty = list(self._dirty)
         self._dirty.clear()
         self.pending_bytes = 0
         now = now_ms()
+        before = {p: p.durable_end for p in dirty}
         plans = [(p, p.take_pending(now)) for p in dirty]
         t0 = time.perf_counter()
         errors = await asyncio.to_thread(_write_all, plans)
@@ -137,6 +141,7 @@ class Flusher:
                 resume()
         if self.over_limit or any(p.waiters for p in self._dirty):
             self._urgent.set()
+        return any(p.durable_end > before[p] or not p.waiters for p in dirty)
 
     async def stop(self) -> None:
         """Final flush of everything (graceful shutdown)."""

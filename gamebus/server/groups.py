@@ -74,7 +74,8 @@ class GroupCoordinator:
         session_timeout_ms: int,
         now_ms: float,
         owner: int,
-    ) -> Group:
+    ) -> tuple[Group, str]:
+        """Add or refresh a member; returns the group and the member's id."""
         if not topics:
             raise InvalidRequest("topics", "a member must subscribe to at least one topic")
         group = self.groups.setdefault(name, Group(name))
@@ -84,7 +85,7 @@ class GroupCoordinator:
         group.members[member_id] = Member(member_id, wanted, session_timeout_ms, now_ms, owner)
         if existing is None or existing.topics != wanted:
             self._rebalance(group)
-        return group
+        return group, member_id
 
     def heartbeat(self, name: str, member: str, *, now_ms: float) -> Group:
         group = self.groups.get(name)

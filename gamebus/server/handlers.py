@@ -293,7 +293,7 @@ class Dispatcher:
             self._allow(conn, "consume", topic)
             self.b.partitions_of(topic)  # UnknownTopic now rather than an empty share
         timeout = opt_int(body, "session_timeout_ms", self.b.config.group_session_timeout_ms, min_value=100)
-        g = self.b.groups.join(
+        g, member = self.b.groups.join(
             group,
             topics,
             member=opt_str(body, "member"),
@@ -301,9 +301,6 @@ class Dispatcher:
             now_ms=self.b.clock_ms(),
             owner=conn.id,
         )
-        member = max(g.members.values(), key=lambda m: (m.owner == conn.id, m.last_seen_ms)).member
-        if body.get("member"):
-            member = str(body["member"])
         conn.send(encode_ok(frame.id, self.b.group_view(g, member)))
         self.b.notify_group(g, skip=member)
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 import gamebus
 from gamebus.engines.embedded import EmbeddedBus
+from gamebus.errors import EpochMismatch
 from gamebus.events import encode_event, match_event
 from tests.support.broker import BrokerProcess
 
@@ -120,3 +123,44 @@ async def _metadata_after(broker: BrokerProcess, tmp_path: Path) -> list[gamebus
             await bus.close()
     finally:
         broker.stop()
+
+
+async def test_subscriptions_resume_after_a_restart_and_surface_an_epoch_change(tmp_path: Path) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text("[broker]\nflush_idle_ms = 600000\n")  # memory-acked data stays unflushed
+    broker = BrokerProcess(tmp_path / "data", extra_args=["--config", str(config)]).start()
+    try:
+        bus = await gamebus.connect(broker.url)
+        await bus.create_topic("dur.epoch", partitions=1)
+        async with gamebus.Consumer(bus, ["dur.epoch"], start="earliest") as consumer:
+            it = consumer.__aiter__()
+            await bus.produce("dur.epoch", 0, [encode_event(_kill(i)) for i in range(5)], acks="durable")
+            got = [await asyncio.wait_for(it.__anext__(), 10) for _ in range(5)]
+            assert [m.offset for m in got] == [0, 1, 2, 3, 4]
+
+            # A graceful restart: the subscription resumes, no gap, no repeat.
+            await asyncio.to_thread(broker.restart)
+            await bus.produce("dur.epoch", 0, [encode_event(_kill(5))], acks="durable")
+            nxt = await asyncio.wait_for(it.__anext__(), 10)
+            assert (nxt.offset, nxt.event()["ts"]) == (5, 5)
+
+            # Memory-acked records the consumer saw, then a crash loses them.
+            await bus.produce("dur.epoch", 0, [encode_event(_kill(i)) for i in range(6, 9)], acks="memory")
+            seen = [await asyncio.wait_for(it.__anext__(), 10) for _ in range(3)]
+            assert [m.offset for m in seen] == [6, 7, 8]
+            old_epoch = seen[-1].epoch
+            await asyncio.to_thread(broker.kill)
+            await asyncio.to_thread(broker.start)
+            with pytest.raises(EpochMismatch) as info:
+                await asyncio.wait_for(it.__anext__(), 15)
+            err = info.value
+            assert (err.given, err.resume_offset) == (old_epoch, 6)  # type: ignore[attr-defined]
+            assert err.current > old_epoch  # type: ignore[attr-defined]
+            assert (err.topic, err.partition) == ("dur.epoch", 0)  # type: ignore[attr-defined]
+            # Iterating again continues from the resync point.
+            await bus.produce("dur.epoch", 0, [encode_event(_kill(100))], acks="durable")
+            again = await asyncio.wait_for(consumer.__aiter__().__anext__(), 10)
+            assert (again.offset, again.event()["ts"], again.epoch) == (6, 100, err.current)  # type: ignore[attr-defined]
+        await bus.close()
+    finally:
+        broker.kill()

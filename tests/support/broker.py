@@ -45,7 +45,7 @@ def free_port() -> int:
 
 
 class BrokerProcess:
-    """``python -m gamebus broker`` on loopback ports with its own data dir."""
+    """``gamebus broker`` (as ``python -m gamebus.server``) on loopback ports with its own data dir."""
 
     def __init__(
         self,
@@ -81,8 +81,10 @@ class BrokerProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def command(self) -> list[str]:
+        # ``python -m gamebus.server`` is ``gamebus broker`` without importing
+        # every other subcommand: it starts several times faster.
         return [
-            sys.executable, "-m", "gamebus", "broker",
+            sys.executable, "-m", "gamebus.server",
             "--data", str(self.data_dir),
             "--host", "127.0.0.1",
             "--port", str(self.port),
