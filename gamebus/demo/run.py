@@ -87,9 +87,14 @@ class DemoConfig:
 
 
 def default_model_path() -> Path:
-    """Where the trained demo model is cached (``$XDG_CACHE_HOME/gamebus/models``)."""
+    """Where the trained demo model is cached (``$XDG_CACHE_HOME/gamebus/models``).
+
+    ``gamebus anticheat train --out DIR`` writes ``DIR/anticheat.skops`` (and
+    a versioned copy); the directory name says how it was trained, so a
+    change of recipe trains a new model instead of reusing a stale one.
+    """
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "gamebus" / "models" / f"demo-m{TRAIN_MATCHES}-s{TRAIN_SEED}.skops"
+    return cache / "gamebus" / "models" / f"demo-m{TRAIN_MATCHES}-s{TRAIN_SEED}" / "anticheat.skops"
 
 
 def _free_port(host: str) -> int:
@@ -139,7 +144,7 @@ def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, tr
         specs.append(ProcessSpec(
             "anticheat-train",
             [*gb, "anticheat", "train", "--matches", str(TRAIN_MATCHES), "--seed", str(TRAIN_SEED),
-             "--out", str(model)],
+             "--out", str(model.parent)],
             oneshot=True,
         ))
     specs.append(ProcessSpec("anticheat", [*gb, "anticheat", "run", "--bus", bus, "--model", str(model)]))
@@ -160,8 +165,8 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     model = cfg.model or default_model_path()
     train = not model.is_file()
-    if train:
-        model.parent.mkdir(parents=True, exist_ok=True)
+    if train and cfg.model is not None:
+        raise ConfigError(f"no model at {model}: train one with `gamebus anticheat train --out DIR`")
     secret = secrets.token_urlsafe(32)  # per run: old tokens die with the demo
     specs = build_specs(cfg, data_dir=data_dir, secret=secret, model=model, train=train)
     supervisor = Supervisor(specs, log_dir=data_dir / "logs", on_exit=_report_exit)
