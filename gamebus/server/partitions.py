@@ -113,7 +113,8 @@ class PartitionState:
             now_ms=now_ms(),
         )
         if r.duplicate:
-            return Appended(r.base_offset, r.base_offset, r.epoch, True, b"")
+            # A retried batch is acked durable only once the original is durable.
+            return Appended(r.base_offset, r.base_offset + count, r.epoch, True, b"")
         batch = self.log.read(r.base_offset, max_bytes=1)[0] if self.subscribers else b""
         return Appended(r.base_offset, r.base_offset + count, r.epoch, False, batch)
 
