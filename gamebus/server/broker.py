@@ -251,14 +251,14 @@ class Broker:
         pair[0].inc(events)
         pair[1].inc(nbytes)
 
-    def count_out(self, topic: str, batches: int, nbytes: int) -> None:
+    def count_out(self, topic: str, events: int, nbytes: int) -> None:
         pair = self._out_counters.get(topic)
         if pair is None:
             pair = self._out_counters[topic] = (
                 self.metrics.events_out.labels(topic),
                 self.metrics.bytes_out.labels(topic),
             )
-        pair[0].inc(batches)
+        pair[0].inc(events)
         pair[1].inc(nbytes)
 
     def _gauges(self) -> dict[str, tuple[str, list[str], Any]]:

@@ -127,8 +127,8 @@ class Connection(asyncio.Protocol):
         self._out_bytes = 0
         self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
-    def count_out(self, topic: str, batches: int, nbytes: int) -> None:
-        self._count_out(topic, batches, nbytes)
+    def count_out(self, topic: str, events: int, nbytes: int) -> None:
+        self._count_out(topic, events, nbytes)
 
     def pause_reading(self) -> bool:
         """Stop reading requests (write-behind backpressure); False if already paused."""

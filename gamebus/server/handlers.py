@@ -24,14 +24,13 @@ from gamebus.errors import (
     ProtocolError,
     UnknownTopic,
 )
-from gamebus.log.batch import HEADER_BYTES
+from gamebus.log.batch import HEADER_BYTES, read_header
 from gamebus.protocol import (
     ACKS,
     PROTOCOL_VERSION,
     Frame,
     decode_start,
     encode_error,
-    encode_frame,
     encode_ok,
     opt_int,
     opt_str,
@@ -234,10 +233,10 @@ class Dispatcher:
         pstate = self.b.partition(topic, req_int(body, "partition"))
         offset = req_int(body, "offset")
         max_bytes = min(opt_int(body, "max_bytes", 1 << 20, min_value=1), self.b.max_fetch_bytes)
-        batches = pstate.read(offset, max_bytes=max_bytes) if offset < pstate.log_end else []
-        if offset > pstate.log_end:
-            pstate.read(offset, max_bytes=1)  # raises OffsetOutOfRange
-        conn.count_out(topic, len(batches), sum(len(b) for b in batches))
+        batches = pstate.read(offset, max_bytes=max_bytes)  # OffsetOutOfRange outside the log
+        if batches:
+            events = read_header(batches[-1]).next_offset - max(offset, read_header(batches[0]).base_offset)
+            conn.count_out(topic, events, sum(len(b) for b in batches))
         conn.send(encode_ok(frame.id, {"epoch": pstate.epoch, "batches": batches}))
 
     # -- groups and offsets ----------------------------------------------------
@@ -345,5 +344,3 @@ class Dispatcher:
         self.b.create_topic(topic, partitions=partitions, config=config)
         conn.send(encode_ok(frame.id, {"topic": topic, "partitions": partitions}))
 
-
-_ = encode_frame

@@ -39,7 +39,7 @@ class PushTarget(Protocol):
 
     def send(self, data: bytes) -> None: ...
 
-    def count_out(self, topic: str, batches: int, nbytes: int) -> None: ...
+    def count_out(self, topic: str, events: int, nbytes: int) -> None: ...
 
 
 class Subscriber:
@@ -76,7 +76,7 @@ class SubscriptionHub:
         for sub in pstate.subscribers.values():
             if sub.next_offset == base_offset and sub.credit > 0 and sub.conn.writable:
                 sub.conn.send(encode_push(sub.sid, epoch, [batch]))
-                sub.conn.count_out(pstate.topic, 1, size)
+                sub.conn.count_out(pstate.topic, next_offset - base_offset, size)
                 sub.credit -= size
                 sub.next_offset = next_offset
             elif sub.credit > 0 and sub.conn.writable:
@@ -104,9 +104,10 @@ class SubscriptionHub:
                 return
             nbytes = sum(len(b) for b in batches)
             sub.conn.send(encode_push(sub.sid, pstate.epoch, batches))
-            sub.conn.count_out(pstate.topic, len(batches), nbytes)
+            end = read_header(batches[-1]).next_offset
+            sub.conn.count_out(pstate.topic, end - sub.next_offset, nbytes)
             sub.credit -= nbytes
-            sub.next_offset = read_header(batches[-1]).next_offset
+            sub.next_offset = end
             sent += nbytes
             if sent >= _PUMP_STEP_BYTES:
                 self.schedule(sub)  # let other work run; continue next turn
