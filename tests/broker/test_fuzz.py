@@ -37,7 +37,7 @@ def _ping_ok(broker: BrokerProcess) -> bool:
     garbage=st.one_of(
         st.binary(max_size=300),
         st.lists(st.sampled_from([b"\x00\x00\x00\x05", b"\x93", b"\xa4ping", b"\x80", b"\xff" * 4]),
-                 max_size=20).map(b"".join),  # fmt: skip
+                 max_size=20).map(b"".join),
     ),
     after_hello=st.booleans(),
 )
