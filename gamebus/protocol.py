@@ -222,12 +222,19 @@ class FrameReader:
                 self._fail(FrameTooLarge(size, limit))
             if end - pos - 4 < size:
                 return
-            body = bytes(buf[pos + 4 : pos + 4 + size])
             self._pos = pos + 4 + size
+            # Decode straight from the buffer: no copy of the body (a produce
+            # frame is mostly one big bin, which msgpack copies out once).
+            view = memoryview(buf)
+            body = view[pos + 4 : pos + 4 + size]
             try:
                 frame = _decode_body(body)
             except ProtocolError as exc:
+                body.release()
+                view.release()
                 self._fail(exc)
+            body.release()
+            view.release()
             yield frame
 
     def _fail(self, exc: ProtocolError) -> Any:
@@ -237,7 +244,7 @@ class FrameReader:
         raise exc
 
 
-def _decode_body(body: bytes) -> Frame:
+def _decode_body(body: bytes | memoryview) -> Frame:
     if not body:
         raise ProtocolError("empty frame")
     try:

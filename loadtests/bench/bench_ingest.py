@@ -139,7 +139,7 @@ async def jetstream_ingest(url: str, n: int) -> float:
     subjects = [f"ingest.{m}" for m in MATCHES]
     nc = await nats.connect(url)
     js = nc.jetstream(publish_async_max_pending=1000)
-    await js.add_stream(name=f"INGEST{n}{int(time.time() * 1000) % 100000}", subjects=["ingest.>"])
+    await js.add_stream(name="INGEST", subjects=["ingest.>"])
     t0 = time.perf_counter()
     for i in range(n):
         await js.publish_async(subjects[i & 7], events[i & 7])
@@ -147,6 +147,7 @@ async def jetstream_ingest(url: str, n: int) -> float:
             await asyncio.sleep(0)
     await js.publish_async_completed()
     elapsed = time.perf_counter() - t0
+    await js.delete_stream("INGEST")
     await nc.close()
     return n / elapsed
 
