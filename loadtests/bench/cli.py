@@ -391,7 +391,7 @@ def _goal_rows(results: Mapping[str, Any]) -> list[list[str]]:
             if mod["status"] != "ok":
                 continue
             for goal in mod["result"].get("goals", []) or []:
-                if goal.get("key") == key:
+                if _goal_key(goal) == key:
                     found = goal
                     owner = name
         if found is None:
@@ -412,13 +412,18 @@ def _goal_rows(results: Mapping[str, Any]) -> list[list[str]]:
         if mod["status"] != "ok":
             continue
         for goal in mod["result"].get("goals", []) or []:
-            if goal.get("key") not in known:
+            if _goal_key(goal) not in known:
                 met = goal.get("met")
                 rows.append([str(goal.get("goal", goal.get("key", "?"))),
                              str(goal.get("target", "")), str(goal.get("measured", "-")),
                              "met" if met is True else "**missed**" if met is False else "unknown",
                              f"{name}: {goal.get('note', '')}".rstrip(": ")])
     return rows
+
+
+def _goal_key(goal: Mapping[str, Any]) -> str:
+    """A goal's key: ``key``, or ``goal`` when that is a key-like name."""
+    return str(goal.get("key") or goal.get("goal") or "")
 
 
 def _goals_section(results: Mapping[str, Any]) -> str:
