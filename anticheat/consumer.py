@@ -115,6 +115,7 @@ class AnticheatService:
         membership = await self.bus.join_group(self.group, self.topics)
         publisher = asyncio.ensure_future(self._publisher())
         committer = asyncio.ensure_future(self._committer())
+        poller = asyncio.ensure_future(self._poller())
         try:
             while not self._stopping.is_set():
                 readers = [asyncio.ensure_future(self._read(t, p)) for t, p in membership.assignment]
@@ -134,7 +135,7 @@ class AnticheatService:
         finally:
             self._outbox.extend(self.core.flush())
             await self._drain_outbox()
-            for task in (publisher, committer):
+            for task in (publisher, committer, poller):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -155,6 +156,7 @@ class AnticheatService:
         """Decode and score one batch (synchronous: the hot path never awaits)."""
         core, stats = self.core, self.stats
         newest = 0
+        arrival = now_ms()
         for i, record in enumerate(batch.records):
             try:
                 event = decode_event(record)
@@ -164,7 +166,8 @@ class AnticheatService:
             ts = event["ts"]
             newest = max(newest, ts)
             try:
-                out = core.feed(event, (batch.topic, batch.partition, batch.base_offset + i))
+                out = core.feed(event, (batch.topic, batch.partition, batch.base_offset + i),
+                                arrival_ms=arrival)
             except (KeyError, TypeError, ValueError, OverflowError):
                 core.malformed()
                 continue
@@ -194,6 +197,15 @@ class AnticheatService:
                 self.stats.produce_errors += 1
                 log.warning("could not publish %d anti-cheat events: %s", len(out), exc)
                 return
+
+    async def _poller(self) -> None:
+        """Release events held for a source that went quiet (watermarks need a clock)."""
+        while True:
+            await asyncio.sleep(0.2)
+            out = self.core.poll(now_ms())
+            if out:
+                self._outbox.extend(out)
+                self._wake.set()
 
     async def _committer(self) -> None:
         last_idle = time.monotonic()

@@ -5,8 +5,14 @@ offline replay that measures throughput and ``gamebus anticheat rescore``
 all run the same code. Time is the events' ``ts``; nothing here reads a
 clock or a socket.
 
-Per match it keeps a small reorder buffer (positions and match events come
-from two topics and may interleave out of ``ts`` order), the online features,
+Per match it keeps a reorder buffer: positions and match events come from
+two topics (two partitions) that a consumer reads at different paces,
+especially when catching up from history. Each source partition has a
+watermark (the newest ``ts`` it delivered); a match's buffered events are
+released up to the lowest watermark of the *active* sources it has seen,
+minus ``reorder_ms``. A source that delivered nothing for ``idle_source_ms``
+(arrival time, passed in by the edge) stops holding others back, so a quiet
+topic cannot stall scoring. Next come the online features,
 the rules, and per player the running maximum of the model score (the
 per-player-per-match aggregate the policy's threshold was chosen on).
 
@@ -29,6 +35,7 @@ from typing import Any
 from anticheat.features import FeatureConfig, MatchFeatures
 from anticheat.model import MIN_ALIVE_S, ModelBundle, to_matrix
 from anticheat.rules import MatchRules, RuleConfig, Violation
+from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC
 
 __all__ = ["CoreConfig", "Counters", "ScoringCore", "feature_config_for"]
 
@@ -40,6 +47,8 @@ class CoreConfig:
     """Cadence and buffering of the service (all in event-time milliseconds)."""
 
     reorder_ms: int = 250
+    idle_source_ms: int = 1_000
+    topics: tuple[str, ...] = (POSITIONS_TOPIC, EVENTS_TOPIC)
     score_interval_ms: int = 5_000
     top_features: int = 6
     evidence_events: int = 12
@@ -88,6 +97,8 @@ class _Match:
         self.features = MatchFeatures(match, fcfg)
         self.rules = MatchRules(match, rcfg)
         self.heap: list[tuple[int, int, dict[str, Any], Ref | None]] = []
+        self.sources: set[tuple[str, int]] = set()
+        self.released_ts = -1
         self.max_ts = 0
         self.next_score_ts: int | None = None
         self.players: dict[str, _PlayerOut] = {}
@@ -118,11 +129,19 @@ class ScoringCore:
         self.counters = Counters()
         self.max_ts = 0
         self._seq = 0
+        # (topic, partition) -> [watermark ts, last arrival ms or None]
+        self._sources: dict[tuple[str, int], list[int | None]] = {}
 
     # --- input --------------------------------------------------------------
 
-    def feed(self, event: Mapping[str, Any], ref: Ref | None = None) -> list[dict[str, Any]]:
-        """Buffer one event; return the score and alert events now due."""
+    def feed(
+        self, event: Mapping[str, Any], ref: Ref | None = None, *, arrival_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Buffer one event; return the score and alert events now due.
+
+        ``ref`` is the record's ``(topic, partition, offset)``; ``arrival_ms``
+        the wall-clock time it was received (None for offline replays).
+        """
         self.counters.events += 1
         etype = event.get("type")
         if not isinstance(etype, str) or etype.startswith("anticheat."):
@@ -132,20 +151,45 @@ class ScoringCore:
         if m is None:
             m = self.matches[match] = _Match(match, self.feature_config, self.rule_config)
         ts = int(event["ts"])
-        if ts < m.max_ts - 10 * self.config.reorder_ms:
-            self.counters.late += 1  # far too late to place in order: skip, never rewind
+        if ref is not None:
+            source = (ref[0], ref[1])
+            m.sources.add(source)
+            mark = self._sources.setdefault(source, [ts, arrival_ms])
+            mark[0] = max(int(mark[0] or 0), ts)
+            mark[1] = arrival_ms
+        if ts < m.released_ts:
+            self.counters.late += 1  # behind what was already scored: skip, never rewind
             return []
         self._seq += 1
         heapq.heappush(m.heap, (ts, self._seq, dict(event), ref))
         m.max_ts = max(m.max_ts, ts)
         self.max_ts = max(self.max_ts, ts)
         out: list[dict[str, Any]] = []
-        self._drain(m, m.max_ts - self.config.reorder_ms, out)
-        if etype == "match_end":
-            self._drain(m, math.inf, out)
-            self._score(m, out, final=True)
-            m.ended = True
+        self._drain(m, self._release_ts(m, arrival_ms), out)
         return out
+
+    def poll(self, arrival_ms: int | None = None) -> list[dict[str, Any]]:
+        """Release what the watermarks now allow in every match (call it periodically)."""
+        out: list[dict[str, Any]] = []
+        for m in self.matches.values():
+            self._drain(m, self._release_ts(m, arrival_ms), out)
+        return out
+
+    def _release_ts(self, m: _Match, now: int | None) -> float:
+        if not m.sources:
+            return m.max_ts - self.config.reorder_ms  # offline replay without offsets
+        marks = []
+        seen_topics = {t for t, _ in m.sources}
+        missing = any(t not in seen_topics for t in self.config.topics)
+        for source in m.sources:
+            wm, seen = self._sources[source]
+            if now is None or seen is None or now - seen <= self.config.idle_source_ms:
+                marks.append(int(wm or 0))
+        if not marks:
+            return math.inf  # every source went quiet: nothing is coming to wait for
+        if missing:
+            return -math.inf  # the other topic of this match has not been read yet
+        return min(min(marks), m.max_ts) - self.config.reorder_ms
 
     def malformed(self) -> None:
         """Count an input that could not be decoded (the edge skips it)."""
@@ -175,7 +219,12 @@ class ScoringCore:
     def _drain(self, m: _Match, until: float, out: list[dict[str, Any]]) -> None:
         while m.heap and m.heap[0][0] <= until:
             ts, _, event, ref = heapq.heappop(m.heap)
+            m.released_ts = ts
             self._apply(m, event, ref, out)
+            if event.get("type") == "match_end":
+                self._score(m, out, final=True)
+                m.ended = True
+                continue
             if m.next_score_ts is None:
                 m.next_score_ts = ts + self.config.score_interval_ms
             elif ts >= m.next_score_ts:
@@ -265,13 +314,13 @@ class ScoringCore:
         top = self.bundle.top_features(vec, self.config.top_features)
         alert["features"] = top
         alert["evidence"] = self._evidence(m, player)
-        named = ", ".join(f"{f['name']}={f['value']} (p{f['percentile']:.0f})" for f in top[:3])
+        named = ", ".join(f"{f['name']} p{f['percentile']:.0f}" for f in top[:2])
         if kind == "model":
-            alert["reason"] = (f"model score {p.best:.3f} above {self.bundle.policy.threshold:.3f} "
-                               f"(FPR {self.bundle.policy.fpr:.2%}); {named}")
+            reason = (f"score {p.best:.3f} > {self.bundle.policy.threshold:.3f} "
+                      f"(FPR {self.bundle.policy.fpr:.1%}); {named}")
         else:
-            alert["reason"] = (f"anomaly {p.best_anomaly:.3f} above {self.bundle.scorer.iso_cutoff:.3f} "
-                               f"on clean players; {named}")
+            reason = f"anomaly {p.best_anomaly:.3f} > {self.bundle.scorer.iso_cutoff:.3f}; {named}"
+        alert["reason"] = _short(reason)
         return alert
 
     def _rule_alert(self, m: _Match, v: Violation, ts: int) -> dict[str, Any]:
@@ -284,8 +333,8 @@ class ScoringCore:
                              if self.bundle is not None else [])
         alert["evidence"] = self._evidence(m, v.player, v.evidence)
         unit = {"speed": "x the speed cap", "teleport": "m in one step", "fly": "m above the floor"}
-        alert["reason"] = (f"rule {v.rule}: {v.value:.2f} {unit.get(v.rule, '')}, "
-                           f"violation level {v.level:.2f}")
+        alert["reason"] = _short(f"rule {v.rule}: {v.value:.2f} {unit.get(v.rule, '')}, "
+                                 f"violation level {v.level:.2f}")
         return alert
 
     def player_vectors(self, match: str) -> dict[str, dict[str, float]]:
@@ -295,3 +344,8 @@ class ScoringCore:
     def best_scores(self, match: str) -> dict[str, float]:
         m = self.matches.get(match)
         return {k: p.best for k, p in m.players.items()} if m else {}
+
+
+def _short(text: str, limit: int = 128) -> str:
+    """Reasons are schema strings (at most 128 characters); details live in ``features``."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -77,8 +77,13 @@ def fit(
     target_fpr: float = 0.01,
     version: str = "dev",
     priors: dict[str, tuple[float, float]] | None = None,
+    boosting_rounds: int = 300,
+    forest_trees: int = 200,
 ) -> ModelBundle:
-    """Fit the supervised and unsupervised models and choose their cut-offs."""
+    """Fit the supervised and unsupervised models and choose their cut-offs.
+
+    ``boosting_rounds`` and ``forest_trees`` exist so tests can fit in a second.
+    """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
     from sklearn.impute import SimpleImputer
@@ -92,7 +97,7 @@ def fit(
     if len(set(y.tolist())) < 2:
         raise ValueError("training data needs both clean players and cheaters")
     hgb = HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.06, max_leaf_nodes=31, min_samples_leaf=20,
+        max_iter=boosting_rounds, learning_rate=0.06, max_leaf_nodes=31, min_samples_leaf=20,
         l2_regularization=1.0, random_state=seed,
     )
     folds = min(3, len(set(groups.tolist())))
@@ -101,7 +106,7 @@ def fit(
     supervised.fit(x, y)
     isolation = Pipeline([
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-        ("forest", IsolationForest(n_estimators=200, random_state=seed)),
+        ("forest", IsolationForest(n_estimators=forest_trees, random_state=seed)),
     ])
     isolation.fit(x[y == 0])
     scorer = Scorer(supervised, isolation, math.inf)

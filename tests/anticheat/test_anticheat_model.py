@@ -51,7 +51,8 @@ def _records(matches: int, seed: int) -> list[PlayerRecord]:
 
 @pytest.fixture(scope="module")
 def bundle() -> model.ModelBundle:
-    return train.fit(_records(25, 1), _records(10, 2), seed=1, version="test-1")
+    return train.fit(_records(25, 1), _records(10, 2), seed=1, version="test-1",
+                     boosting_rounds=40, forest_trees=40)
 
 
 def test_small_fit_beats_chance_by_a_clear_margin_on_held_out_matches(bundle):

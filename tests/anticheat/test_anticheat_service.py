@@ -1,0 +1,140 @@
+"""The service end to end against a real broker, and the scoring core on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+
+import pytest
+
+from anticheat import model
+from anticheat.consumer import AnticheatService
+from anticheat.service import CoreConfig, ScoringCore
+from gamebus.engines import connect
+from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, POSITIONS_TOPIC, decode_event, encode_event
+from gamebus.sim import simulate_match
+from tests.support.broker import BrokerProcess
+
+MATCH = "e2e-m1"
+
+
+@functools.cache
+def _recording():
+    return simulate_match(seed=11, match_id=MATCH, players=8, cheaters=1, cheat_kinds=["teleport"],
+                          intensity="blatant", closet_share=0.0, duration_s=25.0)
+
+
+def test_core_skips_far_late_events_and_reorders_near_ones():
+    core = ScoringCore(None, config=CoreConfig(reorder_ms=100))
+    base = {"type": "pos", "match": "m", "player": "p", "x": 1.0, "y": 1.0, "z": 0.0,
+            "yaw": 0.0, "pitch": 0.0}
+    core.feed({**base, "ts": 1000})
+    core.feed({**base, "ts": 1200})
+    core.feed({**base, "ts": 1150})  # within the buffer: placed in order
+    core.feed({**base, "ts": 5000})
+    core.feed({**base, "ts": 1100})  # behind what was already released: counted, skipped
+    assert core.counters.late == 1
+    assert [s.ts for s in core.matches["m"].features.players["p"].history][:3] == [1000, 1150, 1200]
+
+
+def test_core_holds_a_fast_topic_back_until_the_slow_one_catches_up():
+    core = ScoringCore(None, config=CoreConfig(reorder_ms=0))
+    pos = {"type": "pos", "match": "m", "player": "p", "x": 1.0, "y": 1.0, "z": 0.0,
+           "yaw": 0.0, "pitch": 0.0}
+    core.feed({**pos, "ts": 1000}, ("game.positions", 0, 0), arrival_ms=10)
+    core.feed({"type": "round_start", "match": "m", "ts": 1000, "round": 1}, ("game.events", 0, 0),
+              arrival_ms=10)
+    for k in range(1, 40):  # positions race ahead (catching up from history)
+        core.feed({**pos, "ts": 1000 + 50 * k}, ("game.positions", 0, k), arrival_ms=10)
+    assert len(core.matches["m"].heap) == 39  # held: the events topic may still hold a spawn
+    core.feed({"type": "spawn", "match": "m", "ts": 1500, "player": "p", "x": 1.0, "y": 1.0,
+               "z": 0.0}, ("game.events", 0, 1), arrival_ms=20)
+    assert core.matches["m"].released_ts == 1500
+    core.poll(arrival_ms=5000)  # the events topic went quiet: stop waiting for it
+    assert core.matches["m"].heap == []
+
+
+def test_core_turns_a_blatant_teleporter_into_a_rule_alert_with_evidence(small_bundle):
+    rec = _recording()
+    cheater = rec.labels[0].player
+    core = ScoringCore(small_bundle)
+    out = []
+    for i, ev in enumerate(rec.events):
+        out += core.feed(ev, ("game.x", 0, i))
+    out += core.flush()
+    alerts = [e for e in out if e["type"] == "anticheat.alert"]
+    assert {a["player"] for a in alerts if a["kind"] == "rule:teleport"} == {cheater}
+    scores = [e for e in out if e["type"] == "anticheat.score"]
+    assert {e["player"] for e in scores} >= {cheater}
+    for event in out:
+        decode_event(encode_event(event))  # every output passes the shared schema
+
+
+async def _publish(bus, events) -> None:
+    groups: dict[tuple[str, int], list[bytes]] = {}
+    for ev in events:
+        topic = POSITIONS_TOPIC if ev["type"] == "pos" else EVENTS_TOPIC
+        part = await bus.partition_for(topic, ev["match"])
+        groups.setdefault((topic, part), []).append(encode_event(ev))
+    for (topic, part), records in groups.items():
+        for i in range(0, len(records), 500):
+            await bus.produce(topic, part, records[i:i + 500], acks="durable")
+
+
+async def test_service_publishes_an_explained_alert_for_a_blatant_cheater(tmp_path, small_bundle):
+    rec = _recording()
+    cheater = rec.labels[0].player
+    with BrokerProcess(tmp_path / "data") as broker:
+        bus = await connect(broker.url)
+        try:
+            await _publish(bus, rec.events)
+            part = await bus.partition_for(EVENTS_TOPIC, MATCH)
+            await bus.produce(EVENTS_TOPIC, part, [b"\xc1 not msgpack", b"\x81\xa1a\x01"])
+            service = AnticheatService(bus, small_bundle, start="earliest",
+                                       config=CoreConfig(score_interval_ms=2000))
+            task = asyncio.ensure_future(service.run())
+            alert = await _first_alert(bus, cheater, timeout_s=30.0)
+            service.stop()
+            await asyncio.wait_for(task, 15.0)
+        finally:
+            await bus.close()
+    assert alert["kind"] in ("rule:teleport", "model", "anomaly")
+    assert alert["match"] == MATCH
+    assert alert["model_version"] == small_bundle.version
+    assert alert["threshold"] == small_bundle.policy.threshold
+    assert alert["fpr"] == small_bundle.policy.fpr
+    assert alert["reason"]
+    assert alert["features"] and {"name", "value", "percentile"} <= set(alert["features"][0])
+    assert "ping" in alert
+    topics = {ref[0] for ref in alert["evidence"]["events"]} | {alert["evidence"]["positions"][0]}
+    assert topics <= {POSITIONS_TOPIC, EVENTS_TOPIC}
+    assert service.counters["malformed"] == 2
+
+
+async def _first_alert(bus, player: str, *, timeout_s: float) -> dict:
+    part = await bus.partition_for(ALERTS_TOPIC, MATCH)
+    deadline = time.monotonic() + timeout_s
+    offset = 0
+    while time.monotonic() < deadline:
+        info = next(p for p in await bus.metadata(ALERTS_TOPIC) if p.partition == part)
+        if info.log_end > offset:
+            for batch in await bus.fetch(ALERTS_TOPIC, part, offset):
+                for raw in batch.records:
+                    ev = decode_event(raw)
+                    if ev["player"] == player:
+                        return ev
+                offset = batch.next_offset
+        await asyncio.sleep(0.2)
+    pytest.fail(f"no alert for {player} within {timeout_s}s")
+
+
+@pytest.fixture(scope="module")
+def small_bundle() -> model.ModelBundle:
+    from test_anticheat_model import _records
+
+    from anticheat import train
+
+    bundle = train.fit(_records(12, 1), _records(6, 2), seed=1, version="e2e-test",
+                       boosting_rounds=20, forest_trees=30)
+    return bundle
