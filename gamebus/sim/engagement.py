@@ -24,7 +24,17 @@ import numpy.typing as npt
 from gamebus.sim.aim import Flick, min_jerk
 from gamebus.sim.world import MAX_PITCH_DEG
 
-__all__ = ["CORRECT", "FLICK", "IDLE", "REACT", "TRACK", "AimArrays", "AimParams", "evaluate_aim"]
+__all__ = [
+    "CORRECT",
+    "FLICK",
+    "IDLE",
+    "REACT",
+    "TRACK",
+    "AimArrays",
+    "AimNoise",
+    "AimParams",
+    "evaluate_aim",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -100,14 +110,26 @@ class AimArrays:
         self.fl_dy[i], self.fl_dp[i] = flick.dyaw, flick.dpitch
 
 
+@dataclass(frozen=True, slots=True)
+class AimNoise:
+    """Standard normal draws for one tick: ``look`` (n,), ``track`` and ``tremor`` (n, 2).
+
+    Drawn by the caller so that each match draws from its own generator.
+    """
+
+    look: FloatArray
+    track: FloatArray
+    tremor: FloatArray
+
+
 def _wrap(a: FloatArray) -> FloatArray:
     out: FloatArray = (a + 180.0) % 360.0 - 180.0
     return out
 
 
 def evaluate_aim(
-    rng: np.random.Generator,
     aim: AimArrays,
+    noise: AimNoise,
     *,
     t_ms: float,
     dt_s: float,
@@ -123,12 +145,11 @@ def evaluate_aim(
     ``tgt_yaw``/``tgt_pitch`` the direction to each player's aim point
     (nan without a target).
     """
-    n = len(aim.yaw)
     mode = aim.mode
     yaw, pitch = aim.yaw, aim.pitch
     # Idle and reacting players look roughly where they walk, looking around.
     k_look = dt_s / _LOOK_OU_TAU_S
-    aim.look += -aim.look * k_look + _LOOK_SD_DEG * np.sqrt(2 * k_look) * rng.standard_normal(n)
+    aim.look += -aim.look * k_look + _LOOK_SD_DEG * np.sqrt(2 * k_look) * noise.look
     idle = np.nonzero(alive & (mode <= REACT))[0]
     if len(idle):
         want = np.where(moving[idle], heading[idle] + aim.look[idle], yaw[idle])
@@ -143,14 +164,12 @@ def evaluate_aim(
     tracking = np.nonzero(alive & (mode == TRACK) & ~np.isnan(tgt_yaw))[0]
     if len(tracking):
         k = dt_s / _TRACK_TAU_S
-        m = len(tracking)
         sd = aim.track_sd[tracking] * np.sqrt(2 * k)
-        noise = rng.standard_normal((2, m))
-        ey = aim.err_y[tracking] * (1 - k) + sd * noise[0]
-        ep = aim.err_p[tracking] * (1 - k) + 0.6 * sd * noise[1]
+        ey = aim.err_y[tracking] * (1 - k) + sd * noise.track[tracking, 0]
+        ep = aim.err_p[tracking] * (1 - k) + 0.6 * sd * noise.track[tracking, 1]
         aim.err_y[tracking], aim.err_p[tracking] = ey, ep
         yaw[tracking] = tgt_yaw[tracking] + ey
         pitch[tracking] = tgt_pitch[tracking] + ep
-    tremor = rng.standard_normal((2, n)) * aim.tremor_sd
-    aim.yaw = _wrap(yaw + tremor[0])
-    aim.pitch = np.clip(pitch + tremor[1], -MAX_PITCH_DEG, MAX_PITCH_DEG)
+    tremor = noise.tremor * aim.tremor_sd[:, None]
+    aim.yaw = _wrap(yaw + tremor[:, 0])
+    aim.pitch = np.clip(pitch + tremor[:, 1], -MAX_PITCH_DEG, MAX_PITCH_DEG)

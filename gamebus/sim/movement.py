@@ -19,14 +19,15 @@ different gravity, a hover altitude.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from gamebus.sim.world import GRAVITY_MPS2, JUMP_SPEED_MPS, MAX_ACCEL_MPS2, GameMap
+from gamebus.sim.world import GRAVITY_MPS2, JUMP_SPEED_MPS, MAX_ACCEL_MPS2
 
-__all__ = ["AIR_CONTROL", "OU_SIGMA", "OU_THETA", "Bodies", "Controls", "step_bodies"]
+__all__ = ["AIR_CONTROL", "OU_SIGMA", "OU_THETA", "BlockedFn", "Bodies", "Controls", "step_bodies"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -97,17 +98,25 @@ def _limit(v: FloatArray, limit: FloatArray) -> FloatArray:
     return out
 
 
+#: ``blocked(xy, rows)``: whether players ``rows`` (None: all) would be in a wall at ``xy``.
+BlockedFn = Callable[[FloatArray, "npt.NDArray[np.int64] | None"], BoolArray]
+
+
 def step_bodies(
-    rng: np.random.Generator, game_map: GameMap, bodies: Bodies, ctl: Controls, dt_s: float
+    noise: FloatArray, blocked_at: BlockedFn, bodies: Bodies, ctl: Controls, dt_s: float
 ) -> None:
-    """Advance every active body by ``dt_s`` seconds, in place (the dead stay put)."""
+    """Advance every active body by ``dt_s`` seconds, in place (the dead stay put).
+
+    ``noise`` is ``(n, 2)`` standard normal draws for the velocity process
+    (drawn by the caller, each match from its own generator).
+    """
     pos, vel, base = bodies.pos, bodies.vel, bodies.base_vel
     act = ctl.active
     z = pos[:, 2]
     grounded = z <= 0.0
     # --- horizontal: OU toward the wanted velocity, bounded change and speed
-    noise = rng.normal(0.0, OU_SIGMA * np.sqrt(dt_s), (len(pos), 2))
-    target = _limit(base + OU_THETA * (ctl.wanted - base) * dt_s + noise, ctl.cap)
+    shake = noise * (OU_SIGMA * np.sqrt(dt_s))
+    target = _limit(base + OU_THETA * (ctl.wanted - base) * dt_s + shake, ctl.cap)
     accel = ctl.accel * np.where(grounded, 1.0, AIR_CONTROL)
     # Capping the target, not the result, makes a lower cap (a heavier weapon
     # drawn) slow the player at the acceleration bound, never faster.
@@ -116,14 +125,14 @@ def step_bodies(
     # --- walls: slide along them, losing the blocked component
     step = seen * dt_s
     cand = pos[:, :2] + step
-    blocked = game_map.blocked_many(cand) & act
+    blocked = blocked_at(cand, None) & act
     if blocked.any():
         seen = seen.copy()
         for axis in (0, 1):
             rows = np.nonzero(blocked)[0]
             trial = pos[rows, :2].copy()
             trial[:, axis] += step[rows, axis]
-            ok = ~game_map.blocked_many(trial)
+            ok = ~blocked_at(trial, rows)
             keep = rows[ok]
             cand[keep] = trial[ok]
             other = 1 - axis

@@ -27,6 +27,7 @@ FloatArray = npt.NDArray[np.float64]
 
 _SPACING_M: Final = 3.0
 _LINK_M: Final = 6.5  # join nodes up to two grid steps apart (diagonals included)
+_CELL_M: Final = 0.5  # resolution of the nearest-node lookup table
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,14 @@ class NavGrid:
 
     nodes: FloatArray  # (n, 2)
     next_hop: npt.NDArray[np.int32]  # (n, n): first node after i on the way to j, -1 if none
+    nearest_table: npt.NDArray[np.int32]  # nearest node of each _CELL_M cell
 
     def nearest(self, xy: FloatArray) -> int:
-        d = self.nodes - xy
-        return int(np.argmin(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]))
+        """The node nearest to ``xy`` (to the centre of its small lookup cell)."""
+        rows, cols = self.nearest_table.shape
+        cx = min(max(int(xy[0] / _CELL_M), 0), rows - 1)
+        cy = min(max(int(xy[1] / _CELL_M), 0), cols - 1)
+        return int(self.nearest_table[cx, cy])
 
     def next_waypoint(self, game_map: GameMap, here: FloatArray, goal: FloatArray) -> FloatArray:
         """Where to walk next on the way from ``here`` to ``goal``.
@@ -82,7 +87,12 @@ def _build(game_map: GameMap) -> NavGrid:
     # to b is the node before a on the way from b.
     next_hop = pred.T.astype(np.int32)
     next_hop[next_hop < 0] = -1
-    return NavGrid(nodes=nodes, next_hop=next_hop)
+    cx = (np.arange(int(np.ceil(game_map.size_x_m / _CELL_M))) + 0.5) * _CELL_M
+    cy = (np.arange(int(np.ceil(game_map.size_y_m / _CELL_M))) + 0.5) * _CELL_M
+    centres = np.stack(np.meshgrid(cx, cy, indexing="ij"), axis=-1).reshape(-1, 2)
+    d2 = ((centres[:, None, :] - nodes[None, :, :]) ** 2).sum(axis=2)
+    table = d2.argmin(axis=1).astype(np.int32).reshape(len(cx), len(cy))
+    return NavGrid(nodes=nodes, next_hop=next_hop, nearest_table=table)
 
 
 @cache

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gamebus.sim import MatchRecording, simulate_match
+from gamebus.sim import MatchRecording, MatchSimulator, simulate_match
+from gamebus.sim.match import play_together
 
 #: Short matches: long enough for dozens of engagements, short enough for CI.
 SHORT_S = 30.0
@@ -19,8 +20,8 @@ def mixed_match() -> MatchRecording:
 @pytest.fixture(scope="session")
 def clean_matches() -> list[MatchRecording]:
     """Honest players only, on every map."""
-    return [
-        simulate_match(seed=100 + i, match_id=f"clean{i}", players=20, cheaters=0,
+    return play_together([
+        MatchSimulator(seed=100 + i, match_id=f"clean{i}", players=20, cheaters=0,
                        duration_s=SHORT_S, map_name=name)
         for i, name in enumerate(("warehouse", "courtyard", "canyon"))
-    ]
+    ])

@@ -9,7 +9,7 @@ import pytest
 import gamebus.sim
 from gamebus.sim import world
 
-MODULES = ["aim", "batch", "cheats", "cli", "engagement", "io", "match", "movement",
+MODULES = ["aim", "batch", "cheats", "cli", "engagement", "engine", "io", "match", "movement",
            "navigation", "profiles", "publish", "weapons", "world"]
 
 

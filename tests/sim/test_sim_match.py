@@ -12,6 +12,7 @@ from gamebus.errors import ConfigError
 from gamebus.events import _SCHEMA, MATCH_EVENT_TYPES, validate_event
 from gamebus.sim import CHEAT_KINDS, MatchRecording, MatchSimulator, simulate_match
 from gamebus.sim.cheats import sample_on_intervals
+from gamebus.sim.match import play_together
 from gamebus.sim.world import MAP_NAMES
 
 
@@ -27,6 +28,21 @@ def test_another_seed_gives_another_match():
     a = simulate_match(seed=5, match_id="d", players=8, cheaters=2, duration_s=6)
     b = simulate_match(seed=6, match_id="d", players=8, cheaters=2, duration_s=6)
     assert a.events != b.events
+
+
+def test_matches_played_together_are_the_same_as_played_alone():
+    kw = {"players": 8, "cheaters": 2, "duration_s": 5}
+    alone = [simulate_match(seed=s, match_id=f"t{s}", **kw) for s in (1, 2, 3)]
+    together = play_together([MatchSimulator(seed=s, match_id=f"t{s}", **kw) for s in (1, 2, 3)])
+    assert [r.events for r in together] == [r.events for r in alone]
+    assert len({r.map for r in alone}) > 1  # mixed maps in one batch
+
+
+def test_a_simulator_plays_once():
+    sim = MatchSimulator(seed=1, match_id="once", players=4, duration_s=1)
+    list(sim.events())
+    with pytest.raises(ConfigError):
+        list(sim.events())
 
 
 def test_the_tick_generator_yields_the_same_events_as_simulate_match():
