@@ -1,0 +1,100 @@
+"""The anti-cheat service, unchanged, on both engines.
+
+A simulated match with one blatant teleporter goes onto the bus; one
+``AnticheatService`` worker (rules only, no trained model, to keep it fast)
+joins the ``anticheat`` group, scores it and publishes an explained alert to
+``anticheat.alerts``, which is read back from the log start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from typing import Any
+
+import pytest
+
+from anticheat.consumer import AnticheatService
+from anticheat.service import CoreConfig
+from gamebus.engines import connect
+from gamebus.engines.base import Bus
+from gamebus.errors import TopicExists
+from gamebus.events import (
+    ALERTS_TOPIC,
+    DEFAULT_TOPICS,
+    EVENTS_TOPIC,
+    POSITIONS_TOPIC,
+    decode_event,
+    encode_event,
+)
+from gamebus.sim import simulate_match
+
+pytestmark = pytest.mark.timeout(90)
+
+MATCH = "eng-ac-m1"
+
+
+@functools.cache
+def _recording() -> Any:
+    return simulate_match(seed=11, match_id=MATCH, players=8, cheaters=1, cheat_kinds=["teleport"],
+                          intensity="blatant", closet_share=0.0, duration_s=20.0)  # fmt: skip
+
+
+async def _publish(bus: Bus, events: list[dict[str, Any]]) -> None:
+    groups: dict[tuple[str, int], list[bytes]] = {}
+    for ev in events:
+        topic = POSITIONS_TOPIC if ev["type"] == "pos" else EVENTS_TOPIC
+        part = await bus.partition_for(topic, ev["match"])
+        groups.setdefault((topic, part), []).append(encode_event(ev))
+    for (topic, part), records in groups.items():
+        for i in range(0, len(records), 500):
+            await bus.produce(topic, part, records[i : i + 500], acks="durable")
+
+
+async def _first_alert(bus: Bus, player: str, *, timeout_s: float) -> dict[str, Any]:
+    part = await bus.partition_for(ALERTS_TOPIC, MATCH)
+    deadline = time.monotonic() + timeout_s
+    offset: int | None = None
+    while time.monotonic() < deadline:
+        info = next(p for p in await bus.metadata(ALERTS_TOPIC) if p.partition == part)
+        offset = info.log_start if offset is None else offset
+        if info.log_end > offset:
+            for batch in await bus.fetch(ALERTS_TOPIC, part, offset):
+                for raw in batch.records:
+                    ev = decode_event(raw)
+                    if ev["player"] == player:
+                        return ev
+                offset = batch.next_offset
+        await asyncio.sleep(0.2)
+    pytest.fail(f"no alert for {player} within {timeout_s}s")
+
+
+async def test_the_anticheat_service_alerts_on_a_teleporter(engine_url: str) -> None:
+    from tests.nats.support import wait_for_jetstream
+
+    if engine_url.startswith("nats://"):
+        await wait_for_jetstream([engine_url])
+    rec = _recording()
+    cheater = rec.labels[0].player
+    bus = await connect(engine_url)
+    try:
+        for spec in DEFAULT_TOPICS:
+            with contextlib.suppress(TopicExists):
+                await bus.create_topic(spec.name, partitions=spec.partitions)
+        await _publish(bus, rec.events)
+        service = AnticheatService(
+            bus, None, start="earliest", config=CoreConfig(score_interval_ms=2000)
+        )
+        task = asyncio.ensure_future(service.run())
+        try:
+            alert = await _first_alert(bus, cheater, timeout_s=45.0)
+        finally:
+            service.stop()
+            await asyncio.wait_for(task, 15.0)
+    finally:
+        await bus.close()
+    assert alert["match"] == MATCH
+    assert alert["kind"].startswith("rule:")
+    assert alert["reason"]
