@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from anticheat.physics import Limits, aim_angles, angle_between, map_for, visible_many, wrap_deg
-from anticheat.stats import Histogram, Samples
+from anticheat.stats import Histogram, Samples, quantile
 from gamebus.sim.weapons import hit_test
 from gamebus.sim.world import GameMap
 
@@ -84,6 +84,9 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "shot_error_p90_deg",
     "shot_lock_frac",
     "shot_on_hitbox_frac",
+    "recent_lock_frac",
+    "recent_on_hitbox_frac",
+    "recent_error_median_deg",
     "reaction_median_ms",
     "reaction_p10_ms",
     "reaction_std_ms",
@@ -121,6 +124,7 @@ class FeatureConfig:
     snap_window_ms: int = 250
     lock_deg: float = 0.5
     reaction_window_ms: int = 1500
+    recent_shots: int = 10
     engagement_gap_ms: int = 3000
     burst_gap_ms: int = 1500
     history_ms: int = 2000
@@ -192,8 +196,12 @@ class PlayerState:
         self.kill_headshots = 0
         self.last_shot_ts: int | None = None
         self.shot_error = Samples()
+        self.shot_error_last = NAN
         self.locked_shots = 0
         self.on_hitbox = 0
+        # The last few aimed shots: a closet cheater's toggled-on stretch shows
+        # here even when the match-long figures dilute it.
+        self.recent: deque[tuple[float, bool]] = deque(maxlen=config.recent_shots)
         self.aimed_shots = 0
         self.reaction = Samples()
         self.engage_ms = Samples()
@@ -310,6 +318,7 @@ class PlayerState:
         self.last_shot_ts = ts
 
     def aimed(self, error_deg: float) -> None:
+        self.shot_error_last = error_deg
         self.aimed_shots += 1
         self.shot_error.add(error_deg)
         if error_deg <= self.config.lock_deg:
@@ -329,6 +338,18 @@ class PlayerState:
             self.ttk.add(float(ts - engagement[0]))
 
     # --- the vector -------------------------------------------------------
+
+    def _recent(self) -> dict[str, float]:
+        if len(self.recent) < 5:
+            return {"recent_lock_frac": NAN, "recent_on_hitbox_frac": NAN,
+                    "recent_error_median_deg": NAN}
+        errors = [e for e, _ in self.recent]
+        n = len(self.recent)
+        return {
+            "recent_lock_frac": sum(e <= self.config.lock_deg for e in errors) / n,
+            "recent_on_hitbox_frac": sum(b for _, b in self.recent) / n,
+            "recent_error_median_deg": quantile(errors, 0.5),
+        }
 
     def outcome_counts(self) -> tuple[int, int, int]:
         """Shots, hits and headshots (kills stand in when the game reports no hits)."""
@@ -380,6 +401,7 @@ class PlayerState:
             "shot_error_p90_deg": self.shot_error.quantile(0.9),
             "shot_lock_frac": self.locked_shots / self.aimed_shots if self.aimed_shots else NAN,
             "shot_on_hitbox_frac": self.on_hitbox / self.aimed_shots if self.aimed_shots else NAN,
+            **self._recent(),
             "reaction_median_ms": self.reaction.quantile(0.5),
             "reaction_p10_ms": self.reaction.quantile(0.1),
             "reaction_std_ms": self.reaction.std(),
@@ -503,7 +525,9 @@ class MatchFeatures:
                 continue
             t = _after(target_state.history, shot.ts)
             state.aimed(_error_to(shot, t, self.config.limits))
-            state.on_hitbox += int(hit_test(feet, shot.yaw, shot.pitch, (t.x, t.y, t.z)) is not None)
+            on_box = hit_test(feet, shot.yaw, shot.pitch, (t.x, t.y, t.z)) is not None
+            state.on_hitbox += int(on_box)
+            state.recent.append((state.shot_error_last, on_box))
             if target is None:
                 state.engage(target_state.player, shot.ts)
             self._reaction(state, target_state, shot)
