@@ -32,7 +32,7 @@ from gamebus.errors import ConfigError
 __all__ = ["DemoConfig", "build_specs", "default_model_path", "main", "run"]
 
 #: Matches the cached model is trained on: enough for every cheat kind, under a minute.
-TRAIN_MATCHES = 24
+TRAIN_MATCHES = 16
 TRAIN_SEED = 1
 
 
@@ -141,10 +141,12 @@ def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, tr
         ),
     ]
     if train:
+        # Loads the cached model and trains a new one only if it is missing
+        # or from another version (see gamebus.demo.model).
         specs.append(ProcessSpec(
-            "anticheat-train",
-            [*gb, "anticheat", "train", "--matches", str(TRAIN_MATCHES), "--seed", str(TRAIN_SEED),
-             "--out", str(model.parent)],
+            "anticheat-model",
+            [cfg.python, "-m", "gamebus.demo.model", str(model), "--matches", str(TRAIN_MATCHES),
+             "--seed", str(TRAIN_SEED)],
             oneshot=True,
         ))
     specs.append(ProcessSpec("anticheat", [*gb, "anticheat", "run", "--bus", bus, "--model", str(model)]))
@@ -164,9 +166,9 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="gamebus-demo-")) if cfg.data_dir is None else cfg.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     model = cfg.model or default_model_path()
-    train = not model.is_file()
-    if train and cfg.model is not None:
+    if cfg.model is not None and not model.is_file():
         raise ConfigError(f"no model at {model}: train one with `gamebus anticheat train --out DIR`")
+    train = cfg.model is None  # a model of the user's own is used as it is
     secret = secrets.token_urlsafe(32)  # per run: old tokens die with the demo
     specs = build_specs(cfg, data_dir=data_dir, secret=secret, model=model, train=train)
     supervisor = Supervisor(specs, log_dir=data_dir / "logs", on_exit=_report_exit)

@@ -1,0 +1,64 @@
+"""Make sure the demo's cached anti-cheat model exists and fits this version.
+
+Run as a one-shot step of the demo's process group::
+
+    python -m gamebus.demo.model PATH --matches 16 --seed 1
+
+It loads ``PATH`` the way ``gamebus anticheat run`` will; if the file is
+missing, or was trained by a version of gamebus with other features (the
+loader refuses those), it trains a new one with ``gamebus anticheat train``
+into ``PATH``'s directory. A cached model that still fits costs a load, not a
+minute of training, and a stale one never leaves the demo without alerts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["ensure_model", "main", "why_unusable"]
+
+
+def why_unusable(path: Path) -> str | None:
+    """``None`` when ``path`` holds a model this version loads; else why not."""
+    if not path.is_file():
+        return "no cached model"
+    try:
+        from anticheat.model import load
+
+        load(path)
+    except Exception as exc:  # the loader's refusal, or a broken file
+        return str(exc)
+    return None
+
+
+def ensure_model(path: Path, *, matches: int, seed: int) -> int:
+    """Train into ``path.parent`` unless ``path`` is usable; returns an exit code."""
+    why = why_unusable(path)
+    if why is None:
+        print(f"gamebus demo: using the cached model {path}", flush=True)
+        return 0
+    print(f"gamebus demo: training the anti-cheat model ({why}); this happens once", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob("anticheat-*.skops"):  # versioned copies of unusable models
+        stale.unlink(missing_ok=True)
+    from gamebus.cli import main as gamebus_main
+
+    return gamebus_main(
+        ["anticheat", "train", "--matches", str(matches), "--seed", str(seed), "--out", str(path.parent)]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gamebus.demo.model", description=__doc__)
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--matches", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    args = parser.parse_args(argv)
+    return ensure_model(args.path, matches=args.matches, seed=args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
