@@ -117,3 +117,24 @@ async def test_publishing_to_a_real_broker_lands_every_event_in_its_match_partit
                     assert [e for e in got if e["match"] == match] == want
         finally:
             await bus.close()
+
+
+async def test_loop_mode_restarts_matches_with_new_ids():
+    producer = FakeProducer()
+    started: list[str] = []
+
+    def factory(index: int, start_ts_ms: int) -> MatchSimulator:
+        return MatchSimulator(seed=index, match_id=f"loop{index}", players=4, duration_s=0.5,
+                              start_ts_ms=start_ts_ms)
+
+    task = asyncio.ensure_future(publish_matches(
+        producer, factory, concurrent=2, total=None, realtime=False,
+        on_start=lambda sim: started.append(sim.match_id)))
+    while len(started) < 5:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert started[:5] == [f"loop{i}" for i in range(5)]
+    ended = {e["match"] for _, _, e, _ in producer.sent if e["type"] == "match_end"}
+    assert {"loop0", "loop1"} <= ended
