@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -654,6 +655,29 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _share(point: dict[str, Any]) -> float:
+    """Events delivered as a share of what the clients should have received."""
+    offered = point.get("offered_out_per_s") or 0.0
+    return 100.0 * point["events_out_per_s"] / offered if offered else float("nan")
+
+
+def _knee(points: list[dict[str, Any]]) -> str:
+    """Where the clients curve bends: delivery falls behind or p99 leaves the goal."""
+    if not points:
+        return ""
+    first = points[0]
+    if _share(first) < 95.0 or first["p99_ms"] > P99_GOAL_MS:
+        return (f"Knee: at or below {first['clients']:,} clients on this machine "
+                f"(delivered {_share(first):.0f}% of the offered events, p99 "
+                f"{first['p99_ms']:.1f} ms).")
+    for prev, point in itertools.pairwise(points):
+        if _share(point) < 95.0 or point["p99_ms"] > max(P99_GOAL_MS, 3 * prev["p99_ms"]):
+            return (f"Knee: between {prev['clients']:,} and {point['clients']:,} clients "
+                    f"(delivered {_share(prev):.0f}% -> {_share(point):.0f}% of the offered "
+                    f"events, p99 {prev['p99_ms']:.1f} -> {point['p99_ms']:.1f} ms).")
+    return "No knee within the measured range."
+
+
 def _row(name: str, c: dict[str, Any]) -> list[str]:
     return [name, f"{c['cpu_mean_pct']:.0f}%", f"{c['cpu_max_pct']:.0f}%",
             f"{c['rss_first_mib']:.0f}", f"{c['rss_last_mib']:.0f}",
@@ -689,6 +713,7 @@ def run(repeats: int = 1, *, quick: bool = False, duration_s: float | None = Non
                                   client_procs=client_procs, anticheat=False))
             curve_runs.append({"clients": n, "connected": s["connected"],
                                "events_out_per_s": s["events_out_per_s"],
+                               "offered_out_per_s": s["events_in_per_s"] / MATCHES * n,
                                "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
                                "relay_cpu": s["components"].get("relay", {}).get("cpu_mean_pct"),
                                "clients_cpu": s["components"].get("clients", {}).get(
@@ -750,14 +775,17 @@ def _report(main_run: dict[str, Any], runs: list[dict[str, Any]], p50s: dict[str
                       for name, funcs in hot.items()], align="ll"))
     if curve:
         crow = [[p["clients"], f"{p['connected']:,}", fmt_num(p["events_out_per_s"]),
+                 f"{_share(p):.0f}%",
                  f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}",
                  f"{(p['relay_cpu'] or 0):.0f}%", f"{(p['clients_cpu'] or 0):.0f}%",
                  f"{p['gaps']}/{p['duplicates']}", str(p["client_errors"])]
                 for p in curve["points"]]
         text += ("\n\nScaling with the number of clients (same publish load, no anti-cheat, "
                  f"{curve['seconds']:.0f} s each):\n\n" + markdown_table(
-                     ["clients", "connected", "events out/s", "p50 ms", "p99 ms", "relay CPU",
-                      "clients CPU", "gaps/dups", "client errors"], crow))
+                     ["clients", "connected", "events out/s", "delivered of offered",
+                      "p50 ms", "p99 ms", "relay CPU", "clients CPU", "gaps/dups",
+                      "client errors"], crow))
+        text += "\n\n" + _knee(curve["points"])
     for c in ingest or []:
         rows_i = [[p[c["param"]], fmt_num(p["events_per_s"]), f"{p['mb_per_s']:.1f}",
                    f"{p['p50_ms']:.1f}", f"{p['p99_ms']:.1f}"] for p in c["points"]]
