@@ -183,6 +183,7 @@ class Engine:
         self.lost_since = np.full(n, -1.0)
         self.burst = np.zeros(n, dtype=np.int64)
         self.trig_since = np.full(n, -1.0)
+        self.trig_target = np.zeros(n, dtype=np.int64)
         self.params: list[AimParams] = [_human_params(p) for p in self.profiles]
         self.engaged_params: list[AimParams] = list(self.params)
         self.kills = [[0, 0] for _ in matches]
@@ -704,22 +705,33 @@ class Engine:
                         tuple(p[j])) is not None
 
     def _trigger(self, i: int, t: float, vis: BoolArray, prof: CheatProfile) -> None:
-        """The triggerbot fires when the crosshair is on an enemy, never otherwise."""
+        """The triggerbot clicks when the crosshair meets an enemy.
+
+        Blatant: that very tick, and only while on target. Subtle: a fixed
+        delay later, wherever the crosshair has gone by then (the click was
+        scheduled), which hides the perfect hit rate a little.
+        """
+        delay = prof.params["delay_ms"]
+        if delay > 0.0 and self.trig_since[i] >= 0.0:
+            fire_at = self.trig_since[i] + delay
+            if fire_at <= t:
+                self.trig_since[i] = -1.0
+                j = int(self.trig_target[i])
+                if self.alive[j] and vis[i, j]:
+                    self._shoot(i, j, min(max(fire_at, t - self.dt_ms + 1.0), t))
+            return
         on_target = -1
         for j in np.nonzero(vis[i])[0].tolist():
             if self.alive[j] and self._crosshair_on(i, j):
                 on_target = j
                 break
         if on_target < 0:
-            self.trig_since[i] = -1.0
             return
-        delay = prof.params["delay_ms"]
-        if self.trig_since[i] < 0:
+        if delay <= 0.0:
+            self._shoot(i, on_target, max(float(self.next_fire[i]), t - self.dt_ms + 1.0))
+        else:
             self.trig_since[i] = t
-        fire_at = self.trig_since[i] + delay
-        if fire_at <= t:
-            ts = max(fire_at, float(self.next_fire[i]), t - self.dt_ms + 1.0)
-            self._shoot(i, on_target, min(ts, t))
+            self.trig_target[i] = on_target
 
     def _shoot(self, i: int, j: int, ts: float) -> None:
         prof = self.profiles[i]
