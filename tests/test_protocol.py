@@ -8,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gamebus.engines.base import Position
-from gamebus.errors import FrameTooLarge, InvalidRequest, ProtocolError, UnknownTopic
-from gamebus.errors import error_from_wire
+from gamebus.errors import (
+    FrameTooLarge,
+    InvalidRequest,
+    ProtocolError,
+    UnknownTopic,
+    error_from_wire,
+)
 from gamebus.protocol import (
     Frame,
     FrameReader,
