@@ -42,6 +42,8 @@ class Frame:
     events: int = 1
     positions: Sequence[Record] | None = None
     first_ts: int = 0
+    #: ``(match, topic)`` when the frame moves a position; built once, not per client.
+    key: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)

@@ -175,6 +175,7 @@ def _frame_for(part: Part, records: Sequence[Record], fmt: Format, *, op: str = 
         events=0 if all_positions else max(1, len(records)),
         positions=records if all_positions else None,
         first_ts=min((rec.ts for rec in records), default=0),
+        key=(part.match, part.topic),
     )
 
 

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -35,7 +35,7 @@ log = logging.getLogger("relay.connection")
 _MAX_REASON_BYTES = 123
 
 
-def slow_close_reason(match: str | None, sent: dict[tuple[str, str], tuple[int, int]]) -> str:
+def slow_close_reason(match: str | None, sent: Mapping[tuple[str, str], Frame | PositionsFlush]) -> str:
     """The 4009 close reason: one match's resume position as compact JSON.
 
     A close reason holds at most 123 bytes, so it names one match (the one
@@ -44,8 +44,8 @@ def slow_close_reason(match: str | None, sent: dict[tuple[str, str], tuple[int, 
     """
     if match is None:
         return "too slow"
-    offsets = {t: o for (m, t), (_, o) in sent.items() if m == match}
-    epochs = {t: e for (m, t), (e, _) in sent.items() if m == match}
+    offsets = {t: f.next_offset for (m, t), f in sent.items() if m == match}
+    epochs = {t: f.epoch for (m, t), f in sent.items() if m == match}
     body: dict[str, Any] = {"match": match, "offsets": offsets}
     if len(set(epochs.values())) <= 1:
         body["epoch"] = next(iter(epochs.values()), 0)
@@ -81,25 +81,33 @@ class ClientConnection:
         #: match -> the channel's subscriber record (owned by the server).
         self.matches: set[str] = set()
         self.alerts = False
-        #: (match, topic) -> (epoch, next offset) of the last frame written.
-        self.sent: dict[tuple[str, str], tuple[int, int]] = {}
+        #: (match, topic) -> the last frame written (its epoch and next offset).
+        self.sent: dict[tuple[str, str], Frame | PositionsFlush] = {}
         self.closing = False
         self._conflated_seen = 0
         self._drainer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
-        transport = ws.transport
-        self._buffered: Callable[[], int] = transport.get_write_buffer_size
+        self._transport = ws.transport
+        self._buffered: Callable[[], int] = self._transport.get_write_buffer_size
 
     # -- sending -------------------------------------------------------------
 
-    def offer(self, frame: Frame) -> None:
-        """Hand ``frame`` over without waiting: write it now or queue it."""
+    def offer(self, frame: Frame, wire: bytes | None = None) -> None:
+        """Hand ``frame`` over without waiting: write it now or queue it.
+
+        ``wire`` is the frame already framed for the socket (see
+        :func:`~relay.protocol.wire_frame`), shared by every client of it.
+        """
         if self.closing:
             return
         try:
             if self.queue.admit(frame, self._buffered()):
-                self._write(frame.data)
-                self._track(frame)
+                if wire is not None and self.ws.protocol.state is State.OPEN:
+                    self._transport.write(wire)
+                else:
+                    self._write(frame.data)
+                if frame.key is not None:
+                    self.sent[frame.key] = frame
             else:
                 if self.queue.conflated != self._conflated_seen:
                     self.metrics.conflated.inc(self.queue.conflated - self._conflated_seen)
@@ -132,7 +140,7 @@ class ClientConnection:
 
     def _track(self, frame: Frame | PositionsFlush) -> None:
         if frame.match is not None and frame.topic is not None:
-            self.sent[(frame.match, frame.topic)] = (frame.epoch, frame.next_offset)
+            self.sent[(frame.match, frame.topic)] = frame
 
     def _encode_flush(self, flush: PositionsFlush) -> bytes:
         records = sorted(flush.latest.values(), key=lambda r: r.offset)

@@ -52,6 +52,7 @@ __all__ = [
     "encode_events",
     "encode_message",
     "parse_client_message",
+    "wire_frame",
 ]
 
 Format = Literal["msgpack", "json"]
@@ -359,3 +360,20 @@ def encode_events(
         )
     )
     return head + b"".join(records)
+
+
+def wire_frame(data: bytes, *, text: bool) -> bytes:
+    """``data`` as one unmasked, unfragmented WebSocket frame (server to client).
+
+    Server frames carry no mask and the relay uses no compression, so the
+    bytes on the wire are the same for every client of a frame: the fan-out
+    frames them once and writes the same bytes to each socket, instead of
+    letting the WebSocket library frame them again per client.
+    """
+    first = 0x81 if text else 0x82  # FIN + text/binary
+    size = len(data)
+    if size < 126:
+        return bytes((first, size)) + data
+    if size < 65_536:
+        return bytes((first, 126)) + size.to_bytes(2, "big") + data
+    return bytes((first, 127)) + size.to_bytes(8, "big") + data

@@ -60,6 +60,7 @@ from relay.protocol import (
     CLOSE_FORBIDDEN,
     CLOSE_RATE_LIMIT,
     CLOSE_TOO_MANY_SUBSCRIPTIONS,
+    JSON,
     MSGPACK,
     SUBPROTOCOLS,
     ClientMessage,
@@ -71,6 +72,7 @@ from relay.protocol import (
     Unsubscribe,
     encode_message,
     parse_client_message,
+    wire_frame,
 )
 from relay.records import Record, decode_record
 from relay.tokens import TokenError, token_from_request, verify_token
@@ -568,11 +570,12 @@ class Relay:
         clients = self.clients
         for frame, members in channel.fanout(part, subs, delayed=delayed):
             self.metrics.frames_encoded.inc()
+            wire = wire_frame(frame.data, text=members[0].fmt == JSON)
             sent = 0
             for sub in members:
                 client = clients.get(sub.client)
                 if client is not None:
-                    client.offer(frame)
+                    client.offer(frame, wire)
                     sent += 1
             self.metrics.frames_out.inc(sent)
             self.metrics.bytes_out.inc(sent * len(frame.data))
