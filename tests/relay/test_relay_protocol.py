@@ -147,3 +147,23 @@ def test_control_messages_encode_in_both_formats() -> None:
     message = {"op": "error", "id": None, "code": "bad_op", "message": "x"}
     assert msgpack.unpackb(encode_message(message, "msgpack")) == message
     assert json.loads(encode_message(message, "json")) == message
+
+
+def test_wire_frames_are_unmasked_final_frames_with_the_right_length_encoding() -> None:
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    from relay.protocol import wire_frame
+
+    for size, text in ((5, False), (125, True), (126, False), (70_000, False)):
+        data = b"x" * size
+        raw = wire_frame(data, text=text)
+        reader = StreamReader()
+        reader.feed_data(raw)
+        reader.feed_eof()
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            next(parser)
+        except StopIteration as done:
+            frame = done.value
+        assert frame.fin and frame.opcode == (Opcode.TEXT if text else Opcode.BINARY) and frame.data == data
