@@ -407,7 +407,13 @@ class Relay:
         plan = plan_resume(msg.resume, point)
         sub = Subscriber(client.id, client.fmt, Interest(msg.area, msg.follow), delayed)
         channel.attach(sub, plan, point)
-        frames, replayed, gaps = await self._replay(channel, sub, plan, point, msg)
+        try:
+            frames, replayed, gaps = await self._replay(channel, sub, plan, point, msg)
+        except BaseException:
+            # Leave nothing parked: live parts would pile up for nobody.
+            if channel.subscriber(client.id) is sub:
+                self._unsubscribe(client, msg.match)
+            raise
         if channel.subscriber(client.id) is not sub or client.closing:
             return  # unsubscribed or gone while the history was read
         latest = channel.latest_delayed if delayed else channel.latest

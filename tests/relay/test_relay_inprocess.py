@@ -322,3 +322,22 @@ async def test_resubscribing_keeps_the_bus_feeds_alive(relay: Relay, bus: FakeBu
     await produce_kills(bus, "m1", 0, 5)
     assert [e["seq"] for e in await client.events(5, topic=EVENTS_TOPIC)] == list(range(5))
     await client.close()
+
+
+async def test_a_bus_failure_during_replay_is_an_error_and_leaves_nothing_parked(relay: Relay, bus: FakeBus) -> None:
+    from gamebus.errors import ConnectionLost
+
+    await produce_kills(bus, "m1", 0, 10)
+
+    async def broken_fetch(*_: object, **__: object) -> list[object]:
+        raise ConnectionLost("bus gone")
+
+    bus.fetch = broken_fetch  # type: ignore[method-assign,assignment]
+    client = await Client.open(url(relay), token())
+    reply = await client.subscribe("m1", resume={"epoch": 1, "offsets": {EVENTS_TOPIC: 2}})
+    assert reply["op"] == "error" and reply["code"] == "unavailable"
+    channel = relay.channels.get("m1")
+    assert channel is None or not channel.parked
+    await client.send({"op": "ping", "id": 99})
+    assert (await client.until(lambda m: m.get("id") == 99))["op"] == "pong"
+    await client.close()
