@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gamebus.errors import LimitExceeded
 from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC, decode_event
 from gamebus.sim import MatchSimulator, simulate_match
 from gamebus.sim.publish import publish_matches
@@ -29,8 +30,9 @@ class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, dict[str, Any], str | None]] = []
 
-    def send_nowait(self, topic: str, event: Any, *, key: str | None = None) -> None:
-        self.sent.append(("nowait", topic, dict(event), key))
+    def send_nowait(self, topic: str, event: Any, *, key: str | None = None,
+                    acks: Any = None) -> None:
+        self.sent.append((f"nowait:{acks}", topic, dict(event), key))
 
     async def send(self, topic: str, event: Any, *, key: str | None = None, acks: Any = None) -> None:
         await asyncio.sleep(0)
@@ -40,6 +42,26 @@ class FakeProducer:
         pass
 
 
+class FullProducer(FakeProducer):
+    """A producer whose buffer is always full for match events."""
+
+    def send_nowait(self, topic: str, event: Any, *, key: str | None = None,
+                    acks: Any = None) -> None:
+        if topic == EVENTS_TOPIC:
+            raise LimitExceeded("producer buffer bytes", 1, 0)
+        super().send_nowait(topic, event, key=key, acks=acks)
+
+
+async def test_a_full_buffer_makes_match_events_wait_in_order():
+    producer = FullProducer()
+    await publish_matches(producer, _factory(), concurrent=2, total=2, realtime=False)
+    events = [(how, e) for how, _, e, key in producer.sent if e["type"] != "pos"]
+    assert events and all(how == "send:durable" for how, _ in events)
+    for index in range(2):
+        got = [e for _, e in events if e["match"] == f"pub{index}"]
+        assert got == sorted(got, key=lambda e: e["ts"])
+
+
 async def test_positions_are_fire_and_forget_and_match_events_durable():
     producer = FakeProducer()
     stats = await publish_matches(producer, _factory(), concurrent=2, total=2, realtime=False)
@@ -47,9 +69,9 @@ async def test_positions_are_fire_and_forget_and_match_events_durable():
     for how, topic, event, key in producer.sent:
         assert key == event["match"]
         if event["type"] == "pos":
-            assert (how, topic) == ("nowait", POSITIONS_TOPIC)
+            assert (how, topic) == ("nowait:None", POSITIONS_TOPIC)  # the topic's memory acks
         else:
-            assert (how, topic) == ("send:durable", EVENTS_TOPIC)
+            assert (how, topic) == ("nowait:durable", EVENTS_TOPIC)
     assert stats.positions == sum(1 for s in producer.sent if s[2]["type"] == "pos")
     assert stats.match_events == len(producer.sent) - stats.positions
 
