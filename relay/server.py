@@ -37,7 +37,6 @@ from websockets.typing import Subprotocol
 
 from gamebus.engines import connect
 from gamebus.engines.base import Batch, Bus
-from gamebus.errors import OffsetOutOfRange
 from gamebus.events import ALERTS_TOPIC, POSITIONS_TOPIC
 from relay.backpressure import Frame
 from relay.channels import (
@@ -53,6 +52,7 @@ from relay.channels import (
 from relay.config import RelayConfig
 from relay.connection import ClientConnection
 from relay.feed import Feed
+from relay.history import ReplayGap, fetch_range
 from relay.interest import Interest
 from relay.limits import ConnectionCounter, TokenBucket
 from relay.metrics import RelayMetrics
@@ -91,12 +91,6 @@ def _select_subprotocol(_conn: ServerConnection, offered: Iterable[Subprotocol])
         if name in offered:
             return name
     return None
-
-
-class _ReplayGap(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Relay:
@@ -452,8 +446,12 @@ class Relay:
         for topic, (start, end) in plan.replay.items():
             state = point[topic]
             try:
-                records = await self._fetch_range(topic, state.partition, state.epoch, start, end, channel.match)
-            except _ReplayGap as gap:
+                assert self.bus is not None
+                records = await fetch_range(
+                    self.bus, topic, state.partition, epoch=state.epoch, start=start, end=end,
+                    match=channel.match, max_records=self.config.replay_max_records, decode=self._decode,
+                )  # fmt: skip
+            except ReplayGap as gap:
                 gaps[topic] = gap.reason
                 sub.delivered[topic] = end
                 continue
@@ -464,36 +462,6 @@ class Relay:
             replayed += sum(len(f.positions) if f.positions is not None else f.events for f in built)
             sub.delivered[topic] = end
         return frames, replayed, gaps
-
-    async def _fetch_range(
-        self, topic: str, partition: int, epoch: int, start: int, end: int, match: str
-    ) -> list[Record]:
-        assert self.bus is not None
-        out: list[Record] = []
-        offset = start
-        while offset < end:
-            try:
-                batches = await self.bus.fetch(topic, partition, offset)
-            except OffsetOutOfRange:
-                raise _ReplayGap("history") from None
-            if not batches or batches[0].base_offset > offset:
-                raise _ReplayGap("history")  # retention removed what we need
-            for batch in batches:
-                if batch.epoch != epoch:
-                    raise _ReplayGap("epoch")
-                for i, raw in enumerate(batch.records):
-                    off = batch.base_offset + i
-                    if off < offset:
-                        continue
-                    if off >= end:
-                        break
-                    rec = self._decode(off, raw)
-                    if rec is not None and rec.event.get("match") == match:
-                        out.append(rec)
-                offset = max(offset, min(batch.next_offset, end))
-            if len(out) > self.config.replay_max_records:
-                raise _ReplayGap("too_far")
-        return out
 
     def _unsubscribe(self, client: ClientConnection, match: str) -> None:
         if match not in client.matches:

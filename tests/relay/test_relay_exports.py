@@ -9,7 +9,7 @@ import pytest
 
 MODULES = [
     "relay", "relay.backpressure", "relay.channels", "relay.cli", "relay.config", "relay.connection",
-    "relay.delay", "relay.feed", "relay.interest", "relay.limits", "relay.metrics", "relay.protocol",
+    "relay.delay", "relay.feed", "relay.history", "relay.interest", "relay.limits", "relay.metrics", "relay.protocol",
     "relay.records", "relay.server", "relay.tokens",
 ]  # fmt: skip
 
