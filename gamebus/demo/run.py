@@ -193,7 +193,7 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
             raise ConfigError(f"cannot serve the page on {cfg.host}:{cfg.port}: {exc.strerror}; try --port") from None
         core = ("broker", "relay", "sim")
         if not await _until_stopped(supervisor.start(core), stop):
-            return 130
+            return 0  # asked to stop while starting: a clean stop all the same
         lobby_task = asyncio.create_task(watch_matches(f"gamebus://{cfg.host}:{cfg.broker_port}", site.lobby))
         url = f"http://{cfg.host}:{cfg.port}/"
         if ready_line:
@@ -204,7 +204,7 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
         # a first run trains its model, and alerts light up once it is done.
         rest = [s.name for s in specs if s.name not in core]
         if not await _until_stopped(supervisor.start(rest), stop):
-            return 130
+            return 0
         await stop.wait()
     except ProcessFailed as exc:
         print(f"gamebus demo: {exc}", file=sys.stderr)

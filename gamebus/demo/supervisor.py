@@ -259,15 +259,21 @@ class Supervisor:
     async def _terminate(self, child: _Child) -> None:
         proc = child.proc
         if proc is not None and proc.returncode is None:
+            t0 = time.monotonic()
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
+            how = "SIGTERM"
             try:
                 await asyncio.wait_for(proc.wait(), self.grace_s)
             except TimeoutError:
+                how = f"SIGKILL after {self.grace_s:.0f} s"
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
             child.exit_code = proc.returncode
+            if child.log_file is not None:
+                line = f"--- {time.strftime('%H:%M:%S')} stopped by {how}: exit code {proc.returncode} in {time.monotonic() - t0:.1f} s\n"
+                child.log_file.write(line.encode())
         if child.log_file is not None:
             child.log_file.close()
             child.log_file = None
