@@ -65,6 +65,7 @@ def timeline_png(
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
     ax1.plot(ts, speed, lw=0.8, color="tab:blue")
     ax1.axhline(6.0, color="grey", ls="--", lw=0.8, label="top legal speed")
+    ax1.set_yscale("symlog", linthresh=10)
     ax1.set_ylabel("speed (m/s)")
     ax1.legend(fontsize=7, loc="upper right")
     ax2.plot(ts, aim, lw=0.8, color="tab:purple")

@@ -1,0 +1,37 @@
+"""The analyst CLI: registration and the review queue's ranking."""
+
+from __future__ import annotations
+
+import argparse
+
+from anticheat.cli import register, review_queue
+
+
+def test_anticheat_registers_its_six_actions():
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    for action in ("train", "evaluate", "run", "explain", "review", "rescore"):
+        args = parser.parse_args(["anticheat", action, *_required(action)])
+        assert callable(args.func)
+
+
+def _required(action: str) -> list[str]:
+    return {
+        "run": ["--bus", "gamebus://127.0.0.1:1"],
+        "explain": ["--match", "m", "--player", "p", "--bus", "gamebus://127.0.0.1:1"],
+        "review": ["--bus", "gamebus://127.0.0.1:1"],
+        "rescore": ["--bus", "gamebus://127.0.0.1:1", "--match", "m"],
+    }.get(action, [])
+
+
+def test_review_queue_puts_rule_hits_first_then_ranks_by_score():
+    alerts = [
+        {"match": "m1", "player": "a", "score": 0.97, "kind": "model", "reason": "aim"},
+        {"match": "m1", "player": "b", "score": 1.0, "kind": "rule:fly", "reason": "fly"},
+        {"match": "m2", "player": "c", "score": 0.99, "kind": "model", "reason": "aim"},
+        {"match": "m1", "player": "a", "score": 0.91, "kind": "anomaly", "reason": "odd"},
+    ]
+    queue = review_queue(alerts)
+    assert [(q["match"], q["player"]) for q in queue] == [("m1", "b"), ("m2", "c"), ("m1", "a")]
+    assert queue[2]["kinds"] == ["model", "anomaly"] and queue[2]["alerts"] == 2
+    assert queue[2]["reason"] == "aim"
