@@ -415,7 +415,13 @@ def _anticheat_model(notes: list[str]) -> Path | None:
     The bench measures the scorer's cost in the pipeline, not its accuracy
     (docs/anticheat.md has that), so 6 simulated matches are enough.
     """
-    out = ROOT / "loadtests" / "reports" / "anticheat-bench"
+    import hashlib
+
+    # Keyed by the anti-cheat sources: a model from older code may not load.
+    digest = hashlib.sha256()
+    for src in sorted((ROOT / "anticheat").glob("*.py")):
+        digest.update(src.read_bytes())
+    out = ROOT / "loadtests" / "reports" / f"anticheat-bench-{digest.hexdigest()[:10]}"
     model = out / "anticheat.skops"
     if model.exists():
         return model
@@ -464,6 +470,7 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
     from loadtests.run import local_services
 
     ids = match_ids("e2e", matches, 8)
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="gamebus-e2e-"))
     procs: dict[str, subprocess.Popen[bytes]] = {}
     client_list: list[subprocess.Popen[bytes]] = []
@@ -554,6 +561,7 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
         "connected": connected, "client_procs": client_procs, "matches": matches,
         "players": players, "tick_hz": tick_hz, "publisher": pub_data, "client_results": cl,
         "components": components, "alive": alive, "notes": notes, "profile": hot,
+        "loadavg": (load_before, os.getloadavg()[0]),
         "logs": logs if not pub_data or not all(cl) else {},
         "relay_log": relay_log[-800:], "broker_log": broker_log[-800:],
     }
@@ -651,6 +659,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "publish_errors": int(pub.get("n_errors", 0)),
         "problems": problems[:10], "components": comps, "memory_series": memory_series,
         "alive": raw["alive"], "notes": raw["notes"], "profile": raw.get("profile", {}),
+        "loadavg": raw.get("loadavg", (0.0, 0.0)),
         "latency_samples": lat,
     }
 
@@ -669,13 +678,34 @@ def _knee(points: list[dict[str, Any]]) -> str:
     if _share(first) < 95.0 or first["p99_ms"] > P99_GOAL_MS:
         return (f"Knee: at or below {first['clients']:,} clients on this machine "
                 f"(delivered {_share(first):.0f}% of the offered events, p99 "
-                f"{first['p99_ms']:.1f} ms).")
+                f"{first['p99_ms']:.1f} ms). " + _why(first))
     for prev, point in itertools.pairwise(points):
         if _share(point) < 95.0 or point["p99_ms"] > max(P99_GOAL_MS, 3 * prev["p99_ms"]):
             return (f"Knee: between {prev['clients']:,} and {point['clients']:,} clients "
                     f"(delivered {_share(prev):.0f}% -> {_share(point):.0f}% of the offered "
-                    f"events, p99 {prev['p99_ms']:.1f} -> {point['p99_ms']:.1f} ms).")
+                    f"events, p99 {prev['p99_ms']:.1f} -> {point['p99_ms']:.1f} ms). "
+                    + _why(point))
     return "No knee within the measured range."
+
+
+def _why(point: dict[str, Any]) -> str:
+    """Which resource ran out at a curve point, from the CPU figures."""
+    cores = os.cpu_count() or 1
+    relay = point.get("relay_cpu") or 0.0
+    clients = point.get("clients_cpu") or 0.0
+    total = point.get("cpu_total") or 0.0
+    load = point.get("loadavg") or 0.0
+    if relay >= 85.0:
+        return (f"The relay is CPU-bound there ({relay:.0f}% of its one core): its event "
+                "loop writes every frame to every client itself.")
+    if total >= 85.0 * cores:
+        return (f"The machine is: the pipeline's processes use {total:.0f}% of "
+                f"{100 * cores}% ({cores} cores), clients {clients:.0f}%, relay {relay:.0f}%; "
+                "the clients (Python, one frame at a time) cost more than the relay.")
+    return (f"No process of the pipeline is saturated (relay {relay:.0f}%, clients "
+            f"{clients:.0f}%, all {total:.0f}% of {100 * cores}%) but the load average was "
+            f"{load:.1f} on {cores} cores: the pipeline was waiting for CPU that other work "
+            "on the machine held.")
 
 
 def _row(name: str, c: dict[str, Any]) -> list[str]:
@@ -719,7 +749,10 @@ def run(repeats: int = 1, *, quick: bool = False, duration_s: float | None = Non
                                "clients_cpu": s["components"].get("clients", {}).get(
                                    "cpu_mean_pct"),
                                "gaps": s["gaps"], "duplicates": s["duplicates"],
-                               "client_errors": s["client_errors"]})
+                               "client_errors": s["client_errors"],
+                               "cpu_total": sum(c.get("cpu_mean_pct", 0.0)
+                                                for c in s["components"].values()),
+                               "loadavg": s["loadavg"][1]})
         curve = {"param": "clients", "x": [c["clients"] for c in curve_runs],
                  "throughput": [c["events_out_per_s"] for c in curve_runs],
                  "p99_ms": [c["p99_ms"] for c in curve_runs], "points": curve_runs,
@@ -759,7 +792,8 @@ def _report(main_run: dict[str, Any], runs: list[dict[str, Any]], p50s: dict[str
                              "RSS end MiB", "RSS growth (2nd half vs 1st)"], comp_rows)
     text = (f"{MATCHES} matches x {PLAYERS} players x {TICK_HZ} Hz, {n_clients:,} WebSocket "
             f"clients in {client_procs} processes (process i pinned to core i mod cores), "
-            f"{duration:.0f} s, {len(runs)} run(s)"
+            f"{duration:.0f} s, {len(runs)} run(s), load average {main_run['loadavg'][0]:.1f} "
+            f"at the start and {main_run['loadavg'][1]:.1f} at the end"
             + (f"; p50 {fmt_num(p50s['median'])} ms ({fmt_num(p50s['min'])}-"
                f"{fmt_num(p50s['max'])}), p99 {fmt_num(p99s['median'])} ms "
                f"({fmt_num(p99s['min'])}-{fmt_num(p99s['max'])}) over runs"
