@@ -102,7 +102,6 @@ __all__ = ["Analyst", "GameServer", "Player", "Spectator"]
 sys.setswitchinterval(0.001)
 
 
-
 # ---------------------------------------------------------------- options
 
 
@@ -113,7 +112,7 @@ def _options(parser: Any) -> None:
     Locust sends the master's parsed options to its workers, so a
     distributed run is configured on the master only.
     """
-    g = parser
+    g = parser  # locust's configargparse parser: env_var= works on every option
     g.add_argument("--bus-url", env_var="GAMEBUS_BUS_URL", default="gamebus://127.0.0.1:7400",
                    help="bus the game servers publish to")
     g.add_argument("--relay-url", env_var="GAMEBUS_RELAY_URL", default="ws://127.0.0.1:7410/",
