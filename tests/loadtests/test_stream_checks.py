@@ -1,0 +1,96 @@
+"""The load-test clients' gap and duplicate checks, and the shapes, without a network."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import msgpack
+
+from loadtests.bench.bench_e2e import _read_frame
+from loadtests.bench.common import StreamChecker, match_ids, owned_partitions
+
+EV = "game.events"
+POS = "game.positions"
+
+
+def _ev(seq: int, kind: str = "kill", src: str = "s1") -> dict[str, Any]:
+    return {"type": kind, "match": "m", "ts": 1, "seq": seq, "src": src}
+
+
+def _pos(end: int, topic: str = EV) -> dict[str, Any]:
+    return {"epoch": 3, "offsets": {topic: end}}
+
+
+def test_consecutive_match_event_frames_pass_the_strict_check() -> None:
+    c = StreamChecker()
+    assert c.frame("m", EV, _pos(12), [_ev(1), _ev(2)], strict=True) == []
+    assert c.frame("m", EV, _pos(13), [_ev(3)], strict=True) == []
+
+
+def test_a_missing_match_event_is_a_gap_by_offset_and_by_sequence() -> None:
+    c = StreamChecker()
+    c.frame("m", EV, _pos(12), [_ev(1), _ev(2)], strict=True)
+    problems = c.frame("m", EV, _pos(14), [_ev(4)], strict=True)
+    assert [kind for kind, _ in problems] == ["gap", "gap"]
+
+
+def test_a_repeated_frame_is_a_duplicate() -> None:
+    c = StreamChecker()
+    c.frame("m", EV, _pos(12), [_ev(1), _ev(2)], strict=True)
+    problems = c.frame("m", EV, _pos(12), [_ev(1), _ev(2)], strict=True)
+    assert [kind for kind, _ in problems] == ["duplicate", "duplicate", "duplicate"]
+
+
+def test_skipped_positions_are_reported_as_skips_not_gaps() -> None:
+    c = StreamChecker()
+    c.frame("m", POS, _pos(5, POS), [_ev(1, "pos")], strict=True)
+    assert c.frame("m", POS, _pos(9, POS), [_ev(4, "pos")], strict=True) == [("skipped", "2")]
+
+
+def test_a_new_epoch_restarts_the_offset_check() -> None:
+    c = StreamChecker()
+    c.frame("m", EV, _pos(12), [], strict=True)
+    assert c.frame("m", EV, {"epoch": 4, "offsets": {EV: 1}}, [], strict=True) == []
+
+
+def test_match_ids_own_their_partitions_while_there_are_enough() -> None:
+    ids = match_ids("lt", 8, 8)
+    assert ids == match_ids("lt", 8, 8)
+    assert owned_partitions(ids, 8) == set(ids)
+    assert len(owned_partitions(match_ids("lt", 10, 8), 8)) < 10
+
+
+def test_read_frame_decodes_only_the_first_position_but_counts_all() -> None:
+    events = [{"type": "pos", "lt": i} for i in range(20)]
+    data = msgpack.packb({"op": "events", "match": "m", "topic": POS,
+                          "position": _pos(20, POS), "events": events})
+    frame = _read_frame(data)
+    assert frame["n"] == 20 and frame["events"] == [{"type": "pos", "lt": 0}]
+    whole = _read_frame(msgpack.packb({"op": "events", "match": "m", "topic": EV,
+                                       "position": _pos(2), "events": events[:2]}))
+    assert whole["events"] == events[:2]
+
+
+def test_launch_shape_ramps_overshoots_and_stops() -> None:
+    from loadtests.shapes import LaunchRamp, MatchNight
+
+    opts = SimpleNamespace(peak_users=100, shape_seconds=100.0)
+    runner = SimpleNamespace(environment=SimpleNamespace(
+        parsed_options=opts, user_classes=[SimpleNamespace(fixed_count=5)]))
+    shape = LaunchRamp()
+    shape.runner = runner  # type: ignore[assignment]
+    at = {}
+    for t in (5, 30, 49, 55, 80, 101):
+        shape.start_time -= t - (shape.get_run_time())
+        at[t] = shape.tick()
+    assert at[5] is not None and at[5][0] == 5
+    assert at[30] is not None and 5 < at[30][0] < 105
+    assert at[49] is not None and at[49][0] >= 5 + 115  # the launch rush overshoots the peak
+    assert at[80] is not None and at[80][0] == 105
+    assert at[101] is None
+    night = MatchNight()
+    night.runner = runner  # type: ignore[assignment]
+    night.start_time -= 50
+    value = night.tick()
+    assert value is not None and 95 <= value[0] <= 115
