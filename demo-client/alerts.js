@@ -88,6 +88,12 @@ export function topFeatures(features) {
     .slice(0, TOP_FEATURES);
 }
 
+/** "m7-00003" -> "match 4": the simulator numbers matches from 0 after the seed. */
+export function shortName(id) {
+  const m = /-(\d+)$/.exec(id);
+  return m ? `match ${Number(m[1]) + 1}` : id;
+}
+
 /** "rule:speed" -> "speed rule"; "model" and "anomaly" as they are. */
 export function kindLabel(kind) {
   return kind.startsWith("rule:") ? `${kind.slice(5)} rule` : kind;
@@ -95,7 +101,7 @@ export function kindLabel(kind) {
 
 function render(a) {
   const head = el("div", "alert-head");
-  head.append(el("span", "player", a.player), el("span", `kind kind-${slug(a.kind)}`, kindLabel(a.kind)), el("span", "amatch", `match ${a.match}`));
+  head.append(el("span", "player", a.player), el("span", `kind kind-${slug(a.kind)}`, kindLabel(a.kind)), el("span", "amatch", shortName(a.match)));
   const bar = el("div", "score");
   const fill = el("i");
   fill.style.width = `${Math.round(Math.max(0, Math.min(1, a.score)) * 100)}%`;

@@ -5,7 +5,7 @@
 import { MatchStream, RelayConnection } from "./connection.js";
 import { MapView } from "./map.js";
 import { KillFeed } from "./feed.js";
-import { AlertsPanel } from "./alerts.js";
+import { AlertsPanel, shortName } from "./alerts.js";
 import { Stats, showState } from "./stats.js";
 
 const $ = (id) => document.getElementById(id);
@@ -89,7 +89,7 @@ async function main() {
       banner.show(
         gap
           ? "Reconnected, but the relay no longer had all the history: some events are missing"
-          : `Reconnected and resumed: ${replayed} missed events replayed, no gap`,
+          : `Resumed after reconnecting: ${replayed} missed events replayed, no gap`,
         gap ? "warn" : "ok",
         8000,
       );
@@ -297,12 +297,6 @@ class Banner {
     this.el.hidden = false;
     if (ms) this.timer = setTimeout(() => (this.el.hidden = true), ms);
   }
-}
-
-/** "m7-00003" -> "match 4": the simulator numbers matches from 0 after the seed. */
-function shortName(id) {
-  const m = /-(\d+)$/.exec(id);
-  return m ? `match ${Number(m[1]) + 1}` : id;
 }
 
 function fmtPosition(p) {

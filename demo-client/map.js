@@ -322,7 +322,9 @@ export class MapView {
     const color = this.#teamColor(p.team, id);
     const followed = id === this.follow;
     ctx.save();
-    ctx.globalAlpha = p.stale ? 0.22 : p.alive ? 1 : 0.35;
+    const alpha = p.stale ? 0.22 : p.alive ? 1 : 0.35;
+    // A flagged player's ring stays bright even while they are dead or far.
+    ctx.globalAlpha = Math.max(alpha, 0.7);
     if (p.flagged) {
       const pulse = 0.5 + 0.5 * Math.sin(performance.now() / 220);
       ctx.strokeStyle = FLAG_COLOR;
@@ -334,6 +336,7 @@ export class MapView {
       ctx.stroke();
       ctx.shadowBlur = 0;
     }
+    ctx.globalAlpha = alpha;
     // Facing: a cone in front of the player (yaw in degrees, 0 = +x, counter-clockwise).
     const a = (-s.yaw * Math.PI) / 180;
     ctx.fillStyle = hexAlpha(color, 0.28);

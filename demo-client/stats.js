@@ -62,8 +62,8 @@ export class Stats {
   render() {
     const s = this.snapshot();
     this.els.rate.textContent = String(s.rate);
-    this.els.p50.textContent = s.p50 === null ? "–" : fmtMs(s.p50);
-    this.els.p99.textContent = s.p99 === null ? "–" : fmtMs(s.p99);
+    showMs(this.els.p50, s.p50);
+    showMs(this.els.p99, s.p99);
     this.els.p50.dataset.ms = s.p50 === null ? "" : String(s.p50);
     this.els.p99.dataset.ms = s.p99 === null ? "" : String(s.p99);
     this.els.reconnects.textContent = String(s.reconnects);
@@ -82,6 +82,15 @@ function quantile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-function fmtMs(ms) {
-  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
+/** "12 ms" with a small unit, so four figures fit side by side. */
+function showMs(el, ms) {
+  if (ms === null) {
+    el.textContent = "–";
+    return;
+  }
+  const num = document.createElement("span");
+  num.textContent = ms < 10 ? ms.toFixed(1) : String(Math.round(ms));
+  const unit = document.createElement("small");
+  unit.textContent = " ms";
+  el.replaceChildren(num, unit);
 }

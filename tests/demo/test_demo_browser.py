@@ -182,12 +182,13 @@ def test_demo_page_shows_live_matches_and_resumes_after_a_relay_restart(demo: De
             # The anti-cheat service flags a blatant cheater (after training its model on a first run).
             blatant = demo.blatant_cheaters()
             assert blatant, "the simulator labelled no blatant cheater"
-            page.wait_for_function(
+            flagged = page.wait_for_function(
                 """(wanted) => [...document.querySelectorAll('#alerts li.alert')]
-                     .some(e => wanted.includes(e.dataset.match + '/' + e.dataset.player))""",
+                     .map(e => e.dataset.match + '/' + e.dataset.player).find(k => wanted.includes(k))""",
                 arg=[f"{m}/{p}" for m, p in blatant],
                 timeout=120_000,
-            )
+            ).json_value()
+            cheat_match, cheater = flagged.split("/")
 
             # Kill the relay; the supervisor restarts it and the page resumes.
             relay = demo.status()["relay"]
@@ -198,17 +199,20 @@ def test_demo_page_shows_live_matches_and_resumes_after_a_relay_restart(demo: De
             expect(page.locator("#conn-spectator")).to_have_attribute("data-state", "live")
             expect(page.locator("#stat-reconnects")).to_have_text("1")
             assert demo.status()["relay"]["restarts"] == 1
-
-            # Live again after the resume: positions keep coming.
             page.wait_for_function("window.gamebus.stats().rate > 0", timeout=10_000)
-            page.wait_for_timeout(1_000)
+
+            # The cheater's match: they carry the red ring. This is the README's screenshot.
+            page.click(f'#match-picker button[data-match="{cheat_match}"]')
+            page.wait_for_function(
+                f"window.gamebus.players()[{json.dumps(cheater)}]?.flagged === true", timeout=20_000
+            )
+            page.wait_for_timeout(5_000)  # let the 5 s latency window forget the relay restart
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))
 
             # Area of interest: following one player thins the stream to their surroundings.
             everyone = page.evaluate("window.gamebus.stats().rate")
-            target = next(iter(page.evaluate("window.gamebus.players()")))
-            page.evaluate(f"window.gamebus.follow({json.dumps(target)})")
+            page.evaluate(f"window.gamebus.follow({json.dumps(cheater)})")
             expect(page.locator("#follow-bar")).to_be_visible()
             page.wait_for_timeout(2_500)
             followed = page.evaluate("window.gamebus.stats().rate")
