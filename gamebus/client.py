@@ -63,6 +63,7 @@ from gamebus.errors import (
     GamebusError,
     InvalidEvent,
     LimitExceeded,
+    OffsetOutOfRange,
     TopicExists,
     UnknownTopic,
 )
@@ -657,7 +658,11 @@ class Consumer:
     were reused) is raised from the iterator as
     :class:`~gamebus.errors.EpochMismatch` with ``topic`` and ``partition``
     attributes; the consumer has already resubscribed at the error's
-    ``resume_offset``, so iterating again continues from there.
+    ``resume_offset``, so iterating again continues from there. Likewise
+    :class:`~gamebus.errors.OffsetOutOfRange` (retention deleted the history
+    a start position needs) is raised once and reading resumes at the oldest
+    record left. Other errors (e.g. ``NotAuthorized``) end that partition's
+    subscription.
 
     With ``auto_commit`` the positions of what was handed out are committed
     every ``auto_commit_interval_ms`` and on close (at-least-once).
@@ -782,6 +787,15 @@ class Consumer:
             # Resync at once so that iterating again continues.
             with contextlib.suppress(GamebusError):
                 await self._subscribe(tp, Position(exc.current, exc.resume_offset))
+            await self._queue.put(exc)
+        except OffsetOutOfRange as exc:
+            # The history this position needs is gone (retention): say so,
+            # and carry on from the oldest record still there.
+            exc.topic, exc.partition = tp  # type: ignore[attr-defined]
+            self._subs.pop(tp, None)
+            self._pumps.pop(tp, None)
+            with contextlib.suppress(GamebusError):
+                await self._subscribe(tp, "earliest")
             await self._queue.put(exc)
         except GamebusError as exc:
             exc.topic, exc.partition = tp  # type: ignore[attr-defined]
