@@ -50,6 +50,9 @@ class DemoSite:
     session: str = field(default_factory=lambda: secrets.token_hex(4))
 
 
+SITE: Final = web.AppKey("site", DemoSite)
+
+
 def find_client_dir() -> Path:
     """``demo-client/`` of the source tree, checked for its npm dependency."""
     root = Path(__file__).resolve().parents[2] / "demo-client"
@@ -63,7 +66,7 @@ def find_client_dir() -> Path:
 def make_app(site: DemoSite) -> web.Application:
     """The aiohttp application serving the page, ``/token``, ``/config.json``, ``/matches.json`` and ``/maps/``."""
     app = web.Application()
-    app["site"] = site
+    app[SITE] = site
     app.router.add_get("/", _index)
     app.router.add_get("/config.json", _config)
     app.router.add_get("/token", _token)
@@ -84,12 +87,12 @@ def _no_cache(response: web.StreamResponse) -> web.StreamResponse:
 
 
 async def _index(request: web.Request) -> web.StreamResponse:
-    site: DemoSite = request.app["site"]
+    site = request.app[SITE]
     return _no_cache(web.FileResponse(site.client_dir / "index.html"))
 
 
 async def _client_file(request: web.Request) -> web.StreamResponse:
-    site: DemoSite = request.app["site"]
+    site = request.app[SITE]
     name = request.match_info["name"]
     path = site.client_dir / name
     if not _CLIENT_FILE.match(name) or not path.is_file():
@@ -98,7 +101,7 @@ async def _client_file(request: web.Request) -> web.StreamResponse:
 
 
 async def _msgpack(request: web.Request) -> web.StreamResponse:
-    site: DemoSite = request.app["site"]
+    site = request.app[SITE]
     base = (site.client_dir / _MSGPACK_ESM).resolve()
     path = (base / request.match_info["path"]).resolve()
     if not path.is_relative_to(base) or path.suffix != ".mjs" or not path.is_file():
@@ -115,7 +118,7 @@ def _typed(response: web.FileResponse, name: str) -> web.FileResponse:
 
 
 async def _config(request: web.Request) -> web.Response:
-    site: DemoSite = request.app["site"]
+    site = request.app[SITE]
     # The relay listens on the same host as this server: reuse the host the
     # browser used, so the page also works through a forwarded port.
     host = request.url.host or "127.0.0.1"
@@ -133,7 +136,7 @@ async def _config(request: web.Request) -> web.Response:
 async def _token(request: web.Request) -> web.Response:
     from relay.tokens import issue_token
 
-    site: DemoSite = request.app["site"]
+    site = request.app[SITE]
     role = request.query.get("role", "spectator")
     if role not in PAGE_ROLES:
         raise web.HTTPBadRequest(text=f"role must be one of {', '.join(PAGE_ROLES)}")
@@ -142,17 +145,17 @@ async def _token(request: web.Request) -> web.Response:
 
 
 async def _matches(request: web.Request) -> web.Response:
-    site: DemoSite = request.app["site"]
+    site = request.app[SITE]
     return web.json_response({"matches": site.lobby.listing(now_ms())}, headers={"Cache-Control": "no-store"})
 
 
 async def _alerts(request: web.Request) -> web.Response:
-    site: DemoSite = request.app["site"]
+    site = request.app[SITE]
     return web.json_response({"alerts": list(site.lobby.alerts)}, headers={"Cache-Control": "no-store"})
 
 
 async def _status(request: web.Request) -> web.Response:
-    site: DemoSite = request.app["site"]
+    site = request.app[SITE]
     return web.json_response({"processes": site.status()}, headers={"Cache-Control": "no-store"})
 
 

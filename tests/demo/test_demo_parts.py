@@ -1,0 +1,149 @@
+"""The demo's parts without a browser: the lobby, the supervisor, the page server."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gamebus.demo.lobby import QUIET_MS, Lobby
+from gamebus.demo.supervisor import ProcessFailed, ProcessSpec, Supervisor
+from gamebus.demo.web import DemoSite, find_client_dir, make_app
+from gamebus.sim.world import MAPS
+from relay.tokens import verify_token
+
+# -- lobby -------------------------------------------------------------------
+
+
+def _ev(type_: str, match: str, ts: int, **fields: object) -> dict[str, object]:
+    return {"type": type_, "match": match, "ts": ts, **fields}
+
+
+def test_lobby_lists_live_matches_oldest_first_with_map_players_and_kills() -> None:
+    lobby = Lobby()
+    lobby.apply(_ev("round_start", "m1-00001", 2_000, round=1, map="canyon"))
+    lobby.apply(_ev("round_start", "m1-00000", 1_000, round=1, map="warehouse"))
+    for p in ("p1", "p2"):
+        lobby.apply(_ev("join", "m1-00000", 1_100, player=p))
+    lobby.apply(_ev("kill", "m1-00000", 1_500, player="p1", target="p2", weapon="rifle", headshot=False))
+    listing = lobby.listing(now_ms=3_000)
+    assert [m["id"] for m in listing] == ["m1-00000", "m1-00001"]
+    assert listing[0] == {
+        "id": "m1-00000", "map": "warehouse", "round": 1, "players": 2, "kills": 1,
+        "started_ms": 1_000, "live": True,
+    }  # fmt: skip
+
+
+def test_lobby_marks_ended_and_silent_matches_not_live() -> None:
+    lobby = Lobby()
+    lobby.apply(_ev("round_start", "a", 1_000, round=1))
+    lobby.apply(_ev("match_end", "a", 5_000))
+    lobby.apply(_ev("round_start", "b", 1_000, round=1))
+    lobby.apply(_ev("round_start", "c", 1_000 + QUIET_MS, round=1))
+    live = {m["id"]: m["live"] for m in lobby.listing(now_ms=2_000 + QUIET_MS)}
+    assert live == {"c": True, "a": False, "b": False}
+
+
+def test_lobby_keeps_recent_alerts_and_skips_events_without_match_or_ts() -> None:
+    lobby = Lobby()
+    lobby.apply({"type": "kill", "ts": 1})
+    lobby.apply({"type": "kill", "match": "m", "ts": "soon"})
+    alert = _ev("anticheat.alert", "m", 10, player="p3", score=1.0, kind="rule:fly")
+    lobby.apply(alert)
+    assert lobby.matches == {}
+    assert list(lobby.alerts) == [alert]
+
+
+# -- supervisor --------------------------------------------------------------
+
+
+def _sleeper(name: str, **kw: object) -> ProcessSpec:
+    return ProcessSpec(name, [sys.executable, "-c", "import time; time.sleep(60)"], **kw)  # type: ignore[arg-type]
+
+
+async def test_supervisor_restarts_a_dead_child_and_stops_all(tmp_path: Path) -> None:
+    sup = Supervisor([_sleeper("a"), _sleeper("b")], log_dir=tmp_path, grace_s=2)
+    await sup.start()
+    try:
+        before = {p["name"]: p for p in sup.status()}
+        assert before["a"]["state"] == before["b"]["state"] == "running"
+        proc = sup._children[1].proc
+        assert proc is not None
+        proc.kill()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            b = {p["name"]: p for p in sup.status()}["b"]
+            if b["restarts"] == 1 and b["state"] == "running":
+                break
+        assert b["restarts"] == 1 and b["pid"] not in (None, before["b"]["pid"])
+    finally:
+        await sup.stop()
+    assert all(p["state"] == "stopped" and p["pid"] is None for p in sup.status())
+    assert "stopped by SIGTERM" in (tmp_path / "a.log").read_text()
+
+
+async def test_supervisor_reports_a_child_that_dies_while_starting(tmp_path: Path) -> None:
+    spec = ProcessSpec("broken", [sys.executable, "-c", "raise SystemExit(3)"],
+                       ready=lambda: asyncio.sleep(0, result=False))  # fmt: skip
+    sup = Supervisor([spec], log_dir=tmp_path)
+    with pytest.raises(ProcessFailed, match="broken exited with code 3 while starting"):
+        await sup.start()
+    await sup.stop()
+
+
+async def test_supervisor_runs_oneshots_to_completion_and_fails_on_error(tmp_path: Path) -> None:
+    ok = ProcessSpec("ok", [sys.executable, "-c", "print('done')"], oneshot=True)
+    bad = ProcessSpec("bad", [sys.executable, "-c", "raise SystemExit(2)"], oneshot=True)
+    sup = Supervisor([ok, bad], log_dir=tmp_path)
+    with pytest.raises(ProcessFailed, match="bad failed with exit code 2"):
+        await sup.start()
+    await sup.stop()
+    assert {p["name"]: p["exit_code"] for p in sup.status()} == {"ok": 0, "bad": 2}
+    assert "done" in (tmp_path / "ok.log").read_text()
+
+
+# -- page server ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def client() -> TestClient:  # type: ignore[misc]
+    site = DemoSite(client_dir=find_client_dir(), jwt_secret="s" * 32, relay_port=7410)
+    site.lobby.apply(_ev("round_start", "m5-00000", 1, round=1, map="canyon"))
+    async with TestClient(TestServer(make_app(site))) as c:
+        yield c
+
+
+async def test_page_server_signs_spectator_and_analyst_tokens_the_relay_accepts(client: TestClient) -> None:
+    for role in ("spectator", "analyst"):
+        r = await client.get(f"/token?role={role}")
+        body = await r.json()
+        claims = verify_token(body["token"], key="s" * 32)
+        assert (claims.role, claims.matches, body["expires_in"]) == (role, None, 600)
+    assert (await client.get("/token?role=player")).status == 400
+
+
+async def test_page_server_config_points_at_the_relay_on_the_browsers_host(client: TestClient) -> None:
+    body = await (await client.get("/config.json")).json()
+    assert body["relay_url"] == "ws://127.0.0.1:7410/"
+    assert body["maps_url"] == "maps/"
+
+
+async def test_page_server_serves_modules_as_javascript_and_nothing_outside(client: TestClient) -> None:
+    for path in ("/app.js", "/vendor/msgpack/index.mjs"):
+        r = await client.get(path)
+        assert r.status == 200 and r.content_type == "text/javascript", path
+    assert (await client.get("/")).content_type == "text/html"
+    for path in ("/package.json", "/vendor/msgpack/../package.json", "/vendor/msgpack/%2e%2e/package.json"):
+        assert (await client.get(path)).status == 404, path
+
+
+async def test_page_server_draws_maps_from_the_simulators_world(client: TestClient) -> None:
+    body = await (await client.get("/maps/canyon.json")).json()
+    canyon = MAPS["canyon"]
+    assert (body["width"], body["height"]) == (canyon.size_x_m, canyon.size_y_m)
+    assert len(body["walls"]) == len(canyon.walls)
+    assert body["walls"] and {"x", "y", "w", "h", "low"} <= set(body["walls"][0])
+    assert (await client.get("/maps/atlantis.json")).status == 404
