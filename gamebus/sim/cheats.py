@@ -144,9 +144,9 @@ def sample_cheat(rng: np.random.Generator, kind: str, intensity: Intensity) -> C
              "overshoot_scale": 0.3, "scatter_scale": 0.35, "track_scale": 0.35,
              "head_bonus": 0.35, "fov_deg": _u(rng, 40.0, 60.0)}
             if blatant
-            else {"rt_shift_ms": _u(rng, 30.0, 45.0), "b_scale": _u(rng, 0.82, 0.92),
-                  "overshoot_scale": _u(rng, 0.7, 0.85), "scatter_scale": _u(rng, 0.7, 0.85),
-                  "track_scale": _u(rng, 0.7, 0.85), "head_bonus": _u(rng, 0.05, 0.15),
+            else {"rt_shift_ms": _u(rng, 30.0, 45.0), "b_scale": _u(rng, 0.8, 0.9),
+                  "overshoot_scale": _u(rng, 0.5, 0.7), "scatter_scale": _u(rng, 0.5, 0.7),
+                  "track_scale": _u(rng, 0.4, 0.6), "head_bonus": _u(rng, 0.1, 0.2),
                   "fov_deg": _u(rng, 12.0, 25.0)}
         )
     elif kind == "triggerbot":

@@ -196,6 +196,7 @@ class Engine:
         self._chest = np.array([0.0, 0.0, CHEST_HEIGHT_M])
         self._ctl = Controls.honest(n)
         self._out: list[list[Event]] = [[] for _ in matches]
+        self._on: dict[int, bool] = {}
 
     # ------------------------------------------------------------ helpers
     def _rng(self, i: int) -> np.random.Generator:
@@ -400,6 +401,7 @@ class Engine:
     # -------------------------------------------------------------- one tick
     def _step(self, t: float) -> None:
         on = {i: lab.is_on(self.start[self.pm[i]] + t) for i, (_, lab) in self.cheat.items()}
+        self._on = on
         for i in np.nonzero(~self.alive & (self.respawn_at <= t))[0].tolist():
             self._spawn(i, t)
         self._move(t, on)
@@ -637,7 +639,22 @@ class Engine:
         )
         self.aim.set_flick(i, flick, FLICK)
 
+    def _bot_takes_over(self, i: int) -> None:
+        """A humanised aimbot steers whenever the target is inside its field of view.
+
+        So a flick the human started outside the FOV is finished, and the
+        target then tracked, by the bot: that lock is what the cheat is for.
+        """
+        cheat = self.cheat.get(i)
+        if cheat is None or not self._on.get(i) or cheat[0].kind != "humanised_aimbot":
+            return
+        if self.engaged_params[i] is self.params[i] and (
+            self._off_crosshair(i, int(self.target[i])) <= cheat[0].params["fov_deg"]
+        ):
+            self.engaged_params[i] = _bot_params(self.params[i], cheat[0])
+
     def _correct(self, i: int, t0: float) -> None:
+        self._bot_takes_over(i)
         params, j = self.engaged_params[i], int(self.target[i])
         yaw, pitch, hd = self._angles_to(i, j, float(self.aim_height[i]))
         a = self.aim
@@ -651,6 +668,7 @@ class Engine:
         a.set_flick(i, flick, CORRECT)
 
     def _track(self, i: int, t0: float, *, from_flick: bool) -> None:
+        self._bot_takes_over(i)
         params, j = self.engaged_params[i], int(self.target[i])
         a = self.aim
         a.mode[i] = TRACK
