@@ -124,8 +124,11 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._out: list[bytes] = []
         self._flush_scheduled = False
-        self.closed = asyncio.get_running_loop().create_future()
-        self.hello: asyncio.Future[dict[str, Any]] | None = None
+        loop = asyncio.get_running_loop()
+        self.closed = loop.create_future()
+        # Created up front: the broker may answer (or refuse) before
+        # create_connection() returns to the caller.
+        self.hello: asyncio.Future[dict[str, Any]] = loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -395,7 +398,6 @@ class EmbeddedBus:
             ),
             self.connect_timeout_s,
         )
-        conn.hello = loop.create_future()
         body: dict[str, Any] = {"version": PROTOCOL_VERSION, "client": self.client_name}
         if self.token is not None:
             body["token"] = self.token
@@ -446,8 +448,9 @@ class EmbeddedBus:
         fut.add_done_callback(done)
 
     def _on_connection_lost(self, conn: _Connection) -> None:
-        if conn.hello is not None and not conn.hello.done():
+        if not conn.hello.done():
             conn.hello.set_exception(ConnectionLost("connection closed during hello"))
+            conn.hello.exception()  # retrieved: nobody may be waiting any more
         if conn is not self._conn:
             return
         self._conn = None
@@ -504,7 +507,7 @@ class EmbeddedBus:
     def _on_frame(self, conn: _Connection, frame: Frame) -> None:
         op = frame.op
         if op == "ok" or op == "err":
-            if conn.hello is not None and not conn.hello.done() and frame.id == 0:
+            if not conn.hello.done() and frame.id == 0:
                 if op == "ok":
                     conn.hello.set_result(frame.body)
                 else:
