@@ -23,6 +23,7 @@ export class AlertsPanel {
     const key = `${alert.match}/${alert.player}/${alert.kind}`;
     this.flagged.set(`${alert.match}/${alert.player}`, alert);
     let li = this.cards.get(key);
+    if (li && li.dataset.ts === String(alert.ts)) return alert; // seen already (a re-fetch)
     if (!li) {
       li = document.createElement("li");
       li.className = "alert fresh";
@@ -34,6 +35,7 @@ export class AlertsPanel {
     li.dataset.player = alert.player;
     li.dataset.kind = alert.kind;
     li.dataset.match = alert.match;
+    li.dataset.ts = String(alert.ts);
     this.list.prepend(li);
     li.classList.remove("fresh");
     void li.offsetWidth; // restart the highlight animation

@@ -101,7 +101,11 @@ async function main() {
     name: "alerts",
     url: config.relay_url,
     token: token("analyst"),
-    onOpen: (conn) => conn.send({ op: "sub_alerts" }),
+    onOpen: (conn, connects) => {
+      conn.send({ op: "sub_alerts" });
+      // The feed is live only: fill in what was raised while we were away.
+      if (connects > 1) earlierAlerts();
+    },
     onMessage: (msg) => {
       if (msg.op === "alert") showAlert(msg.alert);
     },

@@ -33,7 +33,7 @@ _log = logging.getLogger(__name__)
 #: A match with no event for this long is presumed over (its server died).
 QUIET_MS = 30_000
 #: Ended matches listed after the live ones, newest first.
-KEEP_ENDED = 4
+KEEP_ENDED = 2
 #: Alerts kept for pages that open late.
 KEEP_ALERTS = 100
 
