@@ -148,3 +148,22 @@ def decode_event_bytes(i: int) -> bytes:
     data = gamebus.events.encode_event(ev)
     assert decode_event(data) == ev
     return data
+
+
+async def test_history_older_than_the_memory_window_is_read_from_segments(bus: Bus) -> None:
+    topic = "rt.segments"
+    await bus.create_topic(topic, partitions=1, memory_window_bytes=16_384, segment_bytes=65_536)
+    records = [bytes([0xC4, 200]) + bytes([i % 256]) * 200 for i in range(2000)]
+    for i in range(0, 2000, 50):
+        await bus.produce(topic, 0, records[i : i + 50], acks="durable")
+    sub = await bus.subscribe(topic, 0, "earliest", credit_bytes=32_768)
+    got: list[bytes] = []
+    async for batch in sub:
+        assert batch.base_offset == len(got)
+        got.extend(batch.records)
+        if len(got) >= 2000:
+            break
+    await sub.close()
+    assert got == records
+    (info,) = await bus.metadata(topic)
+    assert info.extra["memory_bytes"] < 100_000 and info.extra["size_bytes"] > 400_000
