@@ -114,8 +114,11 @@ class Broker:
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections.values()):
+            conn.pause_reading()  # no new requests; answers still go out
+        await self.flusher.stop()  # last flush + fsync: durable acks are released
+        for conn in list(self.connections.values()):
             conn.close_after_flush()
-        await self.flusher.stop()
+        await asyncio.sleep(0.05)  # let the transports hand their last bytes to the kernel
         for task in list(self._tasks):
             task.cancel()
         if self._admin is not None:
