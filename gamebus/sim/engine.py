@@ -425,7 +425,8 @@ class Engine:
         dist = np.hypot(d[:, 0], d[:, 1])
         speed = np.hypot(b.vel[:, 0], b.vel[:, 1])
         stuck = (speed < 0.3) & (t - self.wp_set > 800.0) & (self.target < 0)
-        need = alive & ((dist < 1.5) | (t >= self.wp_deadline) | stuck)
+        fighting = (self.target >= 0) & (self.lost_since < 0)  # strafing, no waypoint
+        need = alive & ~fighting & ((dist < 1.5) | (t >= self.wp_deadline) | stuck)
         for i in np.nonzero(need)[0].tolist():
             self._next_waypoint(i, t, new_goal=bool(stuck[i]))
             rng = self._rng(i)
@@ -437,7 +438,6 @@ class Engine:
         wanted = d / dist[:, None] * cap[:, None]
         flip = self._uniform() < _STRAFE_FLIP_HZ * self.dt_s
         self.strafe = np.where(flip, -self.strafe, self.strafe)
-        fighting = (self.target >= 0) & (self.lost_since < 0)
         if fighting.any():
             tj = np.where(fighting, self.target, 0)
             to = b.pos[tj, :2] - b.pos[:, :2]
