@@ -8,16 +8,16 @@ import struct
 
 import gamebus
 from gamebus.errors import FrameTooLarge, ProtocolError, error_from_wire
-from gamebus.protocol import PROTOCOL_VERSION, FrameReader, encode_frame
+from gamebus.protocol import PROTOCOL_VERSION, Frame, FrameReader, encode_frame
 from tests.support.broker import BrokerProcess
 
 
-def _exchange(broker: BrokerProcess, payload: bytes) -> tuple[list[object], bool]:
+def _exchange(broker: BrokerProcess, payload: bytes) -> tuple[list[Frame], bool]:
     """Send ``payload`` on a raw socket; return the frames received and whether it closed."""
     with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as s:
         s.sendall(payload)
         reader = FrameReader()
-        frames: list[object] = []
+        frames: list[Frame] = []
         closed = False
         try:
             while True:
@@ -53,10 +53,10 @@ async def test_garbage_and_oversized_frames_get_an_error_and_a_close_others_unaf
     )
     for (name, _), (frames, closed) in zip(cases.items(), results, strict=True):
         assert closed, name
-        errors = [error_from_wire(f.body) for f in frames if f.op == "err"]  # type: ignore[attr-defined]
+        errors = [error_from_wire(f.body) for f in frames if f.op == "err"]
         assert errors and isinstance(errors[-1], ProtocolError), (name, frames)
-    oversized = [f for f in results[1][0] if f.op == "err"]  # type: ignore[attr-defined]
-    assert isinstance(error_from_wire(oversized[0].body), FrameTooLarge)  # type: ignore[attr-defined]
+    oversized = [f for f in results[1][0] if f.op == "err"]
+    assert isinstance(error_from_wire(oversized[0].body), FrameTooLarge)
     # The well-behaved client never noticed.
     result = await bus.produce("bad.t", 0, [b"\x80"], acks="durable")
     assert result is not None and result.base_offset == 0
@@ -69,17 +69,17 @@ async def test_a_bad_request_is_refused_but_the_connection_lives_on(broker: Brok
         + encode_frame("fetch", 6, {"topic": "nope", "partition": 0, "offset": 0})
         + encode_frame("ping", 7, {}),
     )  # fmt: skip
-    by_id = {f.id: f for f in frames}  # type: ignore[attr-defined]
+    by_id = {f.id: f for f in frames}
     assert by_id[5].op == "err" and by_id[5].body["code"] == 34  # InvalidRequest
     assert by_id[6].op == "err" and by_id[6].body["code"] == 31  # UnknownTopic
     assert by_id[7].op == "ok" and not closed
 
 
-def _exchange_some(broker: BrokerProcess, payload: bytes) -> tuple[list[object], bool]:
+def _exchange_some(broker: BrokerProcess, payload: bytes) -> tuple[list[Frame], bool]:
     with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as s:
         s.sendall(payload)
         reader = FrameReader()
-        frames: list[object] = []
+        frames: list[Frame] = []
         while len(frames) < 4:
             data = s.recv(65536)
             if not data:
