@@ -287,11 +287,12 @@ class EmbeddedMembership:
 
     def _apply(self, body: dict[str, Any]) -> None:
         generation = int(body["generation"])
-        if generation == self.generation:
-            return
+        assignment = sorted((str(t), int(p)) for t, p in body["assignment"])
+        if generation == self.generation and assignment == self.assignment:
+            return  # (a restarted broker counts generations from 1 again: compare both)
         self.member = str(body["member"])
         self.generation = generation
-        self.assignment = sorted((str(t), int(p)) for t, p in body["assignment"])
+        self.assignment = assignment
         self._changed.set()
 
     async def _join(self) -> None:
