@@ -210,7 +210,7 @@ async function main() {
     follow(null, { send: false });
     if (info.map) loadMap(info.map);
     for (const a of alerts.forMatch(match)) view.flag(a.player, a);
-    stream.select(match);
+    stream.select(match, info.from);
     history.replaceState(null, "", `#${encodeURIComponent(match)}`);
   }
 

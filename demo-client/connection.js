@@ -172,6 +172,7 @@ export class MatchStream {
     this.position = null;     // {epoch, offsets: {topic: next offset}}
     this.follow = null;
     this.area = null;
+    this.history = null;      // where to start a fresh subscription, if not live
     this.pending = new Map(); // sub id -> {match, resumedFrom}
     // Replayed history is drawn but kept out of the latency figures: it is
     // old by design. Frames before `subscribed` or within its `replayed`
@@ -180,11 +181,16 @@ export class MatchStream {
     this.replayLeft = 0;
   }
 
-  /** Watch `match` from now on (a fresh start: no resume across matches). */
-  select(match) {
+  /**
+   * Watch `match` from now on. `from` (a position, optional) asks the relay
+   * to replay the match's events from there first: the demo passes where
+   * the match began, so the page knows teams, map and kills so far.
+   */
+  select(match, from = null) {
     if (this.match && this.match !== match) this.conn.send({ op: "unsub", match: this.match });
     this.match = match;
     this.position = null;
+    this.history = from ? normalisePosition(from) : null;
     this.follow = null;
     this.area = null;
     this.subscribe();
@@ -194,7 +200,8 @@ export class MatchStream {
   subscribe() {
     if (!this.match || !this.conn.isOpen) return;
     const msg = { op: "sub", match: this.match };
-    if (this.position) msg.resume = { offsets: this.position.offsets, epochs: this.position.epochs };
+    const from = this.position ?? this.history;
+    if (from) msg.resume = { offsets: from.offsets, epochs: from.epochs };
     if (this.follow) msg.follow = this.follow;
     if (this.area) msg.area = this.area;
     const id = this.conn.send(msg);
@@ -222,6 +229,7 @@ export class MatchStream {
         // On a fresh subscription this is where the stream starts; on a
         // resume we already know where we were, and the replay moves us on.
         if (msg.position && !this.position) this.position = normalisePosition(msg.position);
+        this.history = null;
         this.replayLeft = Math.max(0, (msg.replayed ?? 0) - this.replaySeen);
         this.replaySeen = 0;
         if (req.resumedFrom) {

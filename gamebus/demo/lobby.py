@@ -48,6 +48,9 @@ class MatchInfo:
     players: set[str] = field(default_factory=set)
     kills: int = 0
     ended_ms: int | None = None
+    #: Where the match's first event sits in the match events topic, so a
+    #: page can subscribe from there and get the whole match so far.
+    first: tuple[int, int] | None = None
 
     def live(self, now_ms: int) -> bool:
         return self.ended_ms is None and now_ms - self.last_ms < QUIET_MS
@@ -61,7 +64,10 @@ class MatchInfo:
             "kills": self.kills,
             "started_ms": self.started_ms,
             "live": self.live(now_ms),
-        }
+            "from": None if self.first is None else {
+                "epochs": {EVENTS_TOPIC: self.first[0]}, "offsets": {EVENTS_TOPIC: self.first[1]},
+            },
+        }  # fmt: skip
 
 
 class Lobby:
@@ -71,7 +77,8 @@ class Lobby:
         self.matches: dict[str, MatchInfo] = {}
         self.alerts: deque[dict[str, Any]] = deque(maxlen=KEEP_ALERTS)
 
-    def apply(self, event: Mapping[str, Any]) -> None:
+    def apply(self, event: Mapping[str, Any], *, epoch: int | None = None, offset: int | None = None) -> None:
+        """Take one event; ``epoch``/``offset`` say where it is in the match events topic."""
         if event.get("type") == "anticheat.alert":
             self.alerts.append(dict(event))
             return
@@ -81,6 +88,8 @@ class Lobby:
         info = self.matches.get(match)
         if info is None:
             info = self.matches[match] = MatchInfo(match, ts, ts)
+            if epoch is not None and offset is not None:
+                info.first = (epoch, offset)
         info.last_ms = max(info.last_ms, ts)
         player = event.get("player")
         if kind in ("join", "spawn") and isinstance(player, str):
@@ -159,9 +168,9 @@ async def _read(bus: Any, topic: str, partition: int, lobby: Lobby) -> None:
     sub = await bus.subscribe(topic, partition, "earliest")
     try:
         async for batch in sub:
-            for record in batch.records:
+            for i, record in enumerate(batch.records):
                 try:
-                    lobby.apply(decode_event(record, validate=False))
+                    lobby.apply(decode_event(record, validate=False), epoch=batch.epoch, offset=batch.base_offset + i)
                 except Exception:  # one bad record never stops the lobby
                     continue
     finally:

@@ -206,7 +206,7 @@ def test_demo_page_shows_live_matches_and_resumes_after_a_relay_restart(demo: De
             page.wait_for_function(
                 f"window.gamebus.players()[{json.dumps(cheater)}]?.flagged === true", timeout=20_000
             )
-            page.wait_for_timeout(5_000)  # let the 5 s latency window forget the relay restart
+            page.wait_for_timeout(6_000)  # let the 5 s latency window forget the restart and the switch
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))
 

@@ -25,7 +25,7 @@ def _ev(type_: str, match: str, ts: int, **fields: object) -> dict[str, object]:
 def test_lobby_lists_live_matches_oldest_first_with_map_players_and_kills() -> None:
     lobby = Lobby()
     lobby.apply(_ev("round_start", "m1-00001", 2_000, round=1, map="canyon"))
-    lobby.apply(_ev("round_start", "m1-00000", 1_000, round=1, map="warehouse"))
+    lobby.apply(_ev("round_start", "m1-00000", 1_000, round=1, map="warehouse"), epoch=2, offset=40)
     for p in ("p1", "p2"):
         lobby.apply(_ev("join", "m1-00000", 1_100, player=p))
     lobby.apply(_ev("kill", "m1-00000", 1_500, player="p1", target="p2", weapon="rifle", headshot=False))
@@ -34,7 +34,9 @@ def test_lobby_lists_live_matches_oldest_first_with_map_players_and_kills() -> N
     assert listing[0] == {
         "id": "m1-00000", "map": "warehouse", "round": 1, "players": 2, "kills": 1,
         "started_ms": 1_000, "live": True,
+        "from": {"epochs": {"game.events": 2}, "offsets": {"game.events": 40}},
     }  # fmt: skip
+    assert listing[1]["from"] is None
 
 
 def test_lobby_marks_ended_and_silent_matches_not_live() -> None:
