@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=99)
     p.add_argument("--players", type=int, default=20)
     p.add_argument("--cheaters", type=float, default=0.2)
-    p.add_argument("--out", type=Path, default=Path("reports/anticheat"))
+    p.add_argument("--out", type=Path, default=Path("models/report"))
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_evaluate)
 

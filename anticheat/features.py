@@ -84,9 +84,11 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "shot_error_p90_deg",
     "shot_lock_frac",
     "shot_on_hitbox_frac",
-    "recent_lock_frac",
-    "recent_on_hitbox_frac",
-    "recent_error_median_deg",
+    "win_max_hitbox_frac",
+    "win_max_trigger_frac",
+    "win_max_lock_frac",
+    "win_min_error_deg",
+    "win_min_reaction_ms",
     "reaction_median_ms",
     "reaction_p10_ms",
     "reaction_std_ms",
@@ -124,7 +126,7 @@ class FeatureConfig:
     snap_window_ms: int = 250
     lock_deg: float = 0.5
     reaction_window_ms: int = 1500
-    recent_shots: int = 10
+    recent_shots: int = 8
     engagement_gap_ms: int = 3000
     burst_gap_ms: int = 1500
     history_ms: int = 2000
@@ -199,9 +201,14 @@ class PlayerState:
         self.shot_error_last = NAN
         self.locked_shots = 0
         self.on_hitbox = 0
-        # The last few aimed shots: a closet cheater's toggled-on stretch shows
-        # here even when the match-long figures dilute it.
-        self.recent: deque[tuple[float, bool]] = deque(maxlen=config.recent_shots)
+        # Rolling windows of the last few shots, and the most extreme window
+        # seen: a closet cheater's toggled-on stretch shows here even when the
+        # match-long figures dilute it, whenever the snapshot is taken.
+        self.recent: deque[tuple[float, bool, bool]] = deque(maxlen=config.recent_shots)
+        self.recent_reactions: deque[float] = deque(maxlen=4)
+        self.last_delay = NAN
+        self.win = {"win_max_hitbox_frac": NAN, "win_max_trigger_frac": NAN,
+                    "win_max_lock_frac": NAN, "win_min_error_deg": NAN, "win_min_reaction_ms": NAN}
         self.aimed_shots = 0
         self.reaction = Samples()
         self.engage_ms = Samples()
@@ -339,17 +346,26 @@ class PlayerState:
 
     # --- the vector -------------------------------------------------------
 
-    def _recent(self) -> dict[str, float]:
-        if len(self.recent) < 5:
-            return {"recent_lock_frac": NAN, "recent_on_hitbox_frac": NAN,
-                    "recent_error_median_deg": NAN}
-        errors = [e for e, _ in self.recent]
+    def window_shot(self, on_box: bool) -> None:
+        """Fold the settled shot into the rolling window and keep its extremes."""
+        trigger = on_box and self.last_delay <= 1.0  # fired the tick the crosshair met the hitbox
+        self.recent.append((self.shot_error_last, on_box, trigger))
+        if len(self.recent) < self.recent.maxlen:  # type: ignore[operator]
+            return
         n = len(self.recent)
-        return {
-            "recent_lock_frac": sum(e <= self.config.lock_deg for e in errors) / n,
-            "recent_on_hitbox_frac": sum(b for _, b in self.recent) / n,
-            "recent_error_median_deg": quantile(errors, 0.5),
-        }
+        errors = [e for e, _, _ in self.recent]
+        w = self.win
+        w["win_max_hitbox_frac"] = _nanmax(w["win_max_hitbox_frac"], sum(b for _, b, _ in self.recent) / n)
+        w["win_max_trigger_frac"] = _nanmax(w["win_max_trigger_frac"], sum(t for _, _, t in self.recent) / n)
+        w["win_max_lock_frac"] = _nanmax(
+            w["win_max_lock_frac"], sum(e <= self.config.lock_deg for e in errors) / n)
+        w["win_min_error_deg"] = -_nanmax(-w["win_min_error_deg"], -quantile(errors, 0.5))
+
+    def window_reaction(self, reaction_ms: float) -> None:
+        self.recent_reactions.append(reaction_ms)
+        if len(self.recent_reactions) == self.recent_reactions.maxlen:
+            med = quantile(self.recent_reactions, 0.5)
+            self.win["win_min_reaction_ms"] = -_nanmax(-self.win["win_min_reaction_ms"], -med)
 
     def outcome_counts(self) -> tuple[int, int, int]:
         """Shots, hits and headshots (kills stand in when the game reports no hits)."""
@@ -401,7 +417,7 @@ class PlayerState:
             "shot_error_p90_deg": self.shot_error.quantile(0.9),
             "shot_lock_frac": self.locked_shots / self.aimed_shots if self.aimed_shots else NAN,
             "shot_on_hitbox_frac": self.on_hitbox / self.aimed_shots if self.aimed_shots else NAN,
-            **self._recent(),
+            **self.win,
             "reaction_median_ms": self.reaction.quantile(0.5),
             "reaction_p10_ms": self.reaction.quantile(0.1),
             "reaction_std_ms": self.reaction.std(),
@@ -527,10 +543,11 @@ class MatchFeatures:
             state.aimed(_error_to(shot, t, self.config.limits))
             on_box = hit_test(feet, shot.yaw, shot.pitch, (t.x, t.y, t.z)) is not None
             state.on_hitbox += int(on_box)
-            state.recent.append((state.shot_error_last, on_box))
+            state.last_delay = NAN
             if target is None:
                 state.engage(target_state.player, shot.ts)
             self._reaction(state, target_state, shot)
+            state.window_shot(on_box)
         self.pending = keep
 
     def _enemies(self, state: PlayerState) -> list[PlayerState]:
@@ -605,6 +622,7 @@ class MatchFeatures:
                 for k in range(1, len(errors)):
                     if errors[k - 1] - errors[k] >= max(1.0, 0.1 * first):
                         shooter.reaction.add(float(chrono[k].ts - onset_ts))
+                        shooter.window_reaction(float(chrono[k].ts - onset_ts))
                         break
         start = None
         for s, t in zip(window, targets, strict=True):
@@ -615,6 +633,7 @@ class MatchFeatures:
             return  # on target for the whole window: tracking, not a trigger decision
         if start is not None:
             delay = float(ts - start)
+            shooter.last_delay = delay
             shooter.on_target.add(delay)
             shooter.on_target_zero += int(delay <= 1.0)
 
@@ -645,6 +664,13 @@ def _error_to(s: Sample, t: Sample, lim: Limits) -> float:
         ty, tp = aim_angles(eye, (t.x, t.y, t.z + height))
         best = min(best, angle_between(s.yaw, s.pitch, ty, tp))
     return best
+
+
+def _nanmax(a: float, b: float) -> float:
+    """``max`` where NaN means "nothing yet"."""
+    if math.isnan(a):
+        return b
+    return a if math.isnan(b) or a >= b else b
 
 
 def _after(history: deque[Sample], ts: int) -> Sample:

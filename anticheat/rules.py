@@ -37,15 +37,15 @@ class RuleConfig:
     """Limits and gains of the rules; the defaults give no false positive on honest play."""
 
     limits: Limits = field(default_factory=Limits)
-    grace_ms: int = 1500
+    grace_ms: int = 500
     half_life_s: float = 10.0
     fire_level: float = 1.0
     rearm_level: float = 0.3
     speed_window_ms: int = 500
     speed_tolerance: float = 1.1
     weapon_speed_tolerance: float = 1.28
-    speed_gain_per_s: float = 0.25
-    speed_gain_per_excess: float = 5.0
+    speed_gain_per_s: float = 1.0
+    speed_gain_per_excess: float = 10.0
     teleport_factor: float = 2.0
     teleport_slack_m: float = 1.5
     teleport_gain_per_m: float = 0.25
