@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--cheaters", type=int, default=2, help="cheaters per match (default 2)")
     p.add_argument("--data", type=Path, default=None, metavar="DIR",
                    help="broker data and logs directory (default: a temporary one, removed on exit)")
-    p.add_argument("--host", default="127.0.0.1", help="interface for every server (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", help="interface for the page and the relay (default 127.0.0.1); the broker stays on loopback")
     p.add_argument("--port", type=int, default=8080, help="HTTP port of the page (default 8080)")
     p.add_argument("--broker-port", type=int, default=0, help="broker port (default: a free one)")
     p.add_argument("--broker-admin-port", type=int, default=0, help="broker admin HTTP port (default: a free one)")

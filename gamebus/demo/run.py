@@ -29,11 +29,14 @@ from gamebus.demo.supervisor import ProcessFailed, ProcessSpec, Supervisor, http
 from gamebus.demo.web import DemoSite, find_client_dir, make_app
 from gamebus.errors import ConfigError
 
-__all__ = ["DemoConfig", "build_specs", "default_model_path", "main", "run"]
+__all__ = ["DemoConfig", "build_specs", "bus_url", "default_model_path", "main", "run"]
 
 #: Matches the cached model is trained on: enough for every cheat kind, under a minute.
 TRAIN_MATCHES = 16
 TRAIN_SEED = 1
+#: The broker is internal to the demo (and runs without tokens, which it only
+#: allows on loopback); --host applies to the page and the relay.
+BROKER_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,23 +109,27 @@ def _free_port(host: str) -> int:
 def _with_ports(cfg: DemoConfig) -> DemoConfig:
     return replace(
         cfg,
-        broker_port=cfg.broker_port or _free_port(cfg.host),
-        broker_admin_port=cfg.broker_admin_port or _free_port(cfg.host),
+        broker_port=cfg.broker_port or _free_port(BROKER_HOST),
+        broker_admin_port=cfg.broker_admin_port or _free_port(BROKER_HOST),
         relay_port=cfg.relay_port or _free_port(cfg.host),
         relay_http_port=cfg.relay_http_port or _free_port(cfg.host),
     )
 
 
+def bus_url(cfg: DemoConfig) -> str:
+    return f"gamebus://{BROKER_HOST}:{cfg.broker_port}"
+
+
 def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, train: bool) -> list[ProcessSpec]:
     """The process group, in start order. ``cfg`` must have its ports chosen."""
     gb = [cfg.python, "-m", "gamebus"]
-    bus = f"gamebus://{cfg.host}:{cfg.broker_port}"
+    bus = bus_url(cfg)
     specs = [
         ProcessSpec(
             "broker",
-            [*gb, "broker", "--data", str(data_dir / "broker"), "--host", cfg.host,
+            [*gb, "broker", "--data", str(data_dir / "broker"), "--host", BROKER_HOST,
              "--port", str(cfg.broker_port), "--admin-port", str(cfg.broker_admin_port)],
-            ready=http_ok(f"http://{cfg.host}:{cfg.broker_admin_port}/healthz"),
+            ready=http_ok(f"http://{BROKER_HOST}:{cfg.broker_admin_port}/healthz"),
         ),
         ProcessSpec(
             "relay",
@@ -194,8 +201,9 @@ async def run(cfg: DemoConfig, *, ready_line: bool = True) -> int:
         core = ("broker", "relay", "sim")
         if not await _until_stopped(supervisor.start(core), stop):
             return 0  # asked to stop while starting: a clean stop all the same
-        lobby_task = asyncio.create_task(watch_matches(f"gamebus://{cfg.host}:{cfg.broker_port}", site.lobby))
-        url = f"http://{cfg.host}:{cfg.port}/"
+        lobby_task = asyncio.create_task(watch_matches(bus_url(cfg), site.lobby))
+        shown = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "") else cfg.host  # a wildcard is no address to open
+        url = f"http://{shown}:{cfg.port}/"
         if ready_line:
             print(f"gamebus demo: open {url}  ({cfg.matches} matches; logs in {data_dir / 'logs'}; Ctrl-C to stop)", flush=True)
         if cfg.open_browser:
