@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+import msgpack
 import numpy as np
 
 from gamebus.errors import ConfigError
@@ -26,7 +27,7 @@ from gamebus.sim.match import (
     play_together,
 )
 
-__all__ = ["DEFAULT_BATCH", "match_id_for", "match_seed", "simulate_matches"]
+__all__ = ["DEFAULT_BATCH", "match_id_for", "match_seed", "simulate_encoded", "simulate_matches"]
 
 #: Matches stepped together per batch: enough to share the per-tick overhead,
 #: few enough that a batch's events (~25,000 per match) stay small in memory.
@@ -62,6 +63,54 @@ def _play(args: tuple[int, list[int], str, dict[str, Any]]) -> list[MatchRecordi
     return play_together(_sims(seed, indices, prefix, kwargs))
 
 
+Encoded = tuple[dict[str, Any], bytes, int]
+
+
+def _play_encoded(args: tuple[int, list[int], str, dict[str, Any]]) -> list[Encoded]:
+    packer = msgpack.Packer(use_bin_type=True)
+    return [
+        (rec.side_record(), b"".join(packer.pack(e) for e in rec.events), len(rec.events))
+        for rec in _play(args)
+    ]
+
+
+def _jobs(seed: int, n: int, first: int, batch: int, prefix: str,
+          kwargs: dict[str, Any]) -> list[tuple[int, list[int], str, dict[str, Any]]]:
+    if n < 0:
+        raise ConfigError(f"n must be >= 0, got {n}")
+    if batch < 1:
+        raise ConfigError(f"batch must be >= 1, got {batch}")
+    indices = list(range(first, first + n))
+    return [(seed, indices[k : k + batch], prefix, dict(kwargs)) for k in range(0, n, batch)]
+
+
+def simulate_encoded(
+    seed: int,
+    n: int,
+    *,
+    workers: int = 1,
+    prefix: str = "m",
+    first: int = 0,
+    batch: int = DEFAULT_BATCH,
+    **kwargs: Any,
+) -> Iterator[Encoded]:
+    """Like :func:`simulate_matches`, as ``(labels record, msgpack events, event count)``.
+
+    The workers encode, so the parent only writes bytes: the fast path of
+    ``gamebus sim --out``.
+    """
+    jobs = _jobs(seed, n, first, batch, prefix, kwargs)
+    if workers == 0:
+        workers = os.cpu_count() or 1
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield from _play_encoded(job)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for encoded in pool.map(_play_encoded, jobs, chunksize=1):
+            yield from encoded
+
+
 def simulate_matches(
     seed: int,
     n: int,
@@ -80,12 +129,7 @@ def simulate_matches(
     the same recordings, several times faster); ``workers > 1`` spreads the
     batches over that many processes (0 means one per CPU).
     """
-    if n < 0:
-        raise ConfigError(f"n must be >= 0, got {n}")
-    if batch < 1:
-        raise ConfigError(f"batch must be >= 1, got {batch}")
-    indices = list(range(first, first + n))
-    jobs = [(seed, indices[k : k + batch], prefix, dict(kwargs)) for k in range(0, n, batch)]
+    jobs = _jobs(seed, n, first, batch, prefix, kwargs)
     if workers == 0:
         workers = os.cpu_count() or 1
     if workers <= 1 or len(jobs) <= 1:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from gamebus.errors import ConfigError
-from gamebus.sim.batch import match_id_for, match_seed, simulate_matches
+from gamebus.sim.batch import match_id_for, match_seed, simulate_encoded
 from gamebus.sim.cheats import CHEAT_KINDS, INTENSITIES
 from gamebus.sim.io import EventWriter, LabelWriter
 from gamebus.sim.match import DEFAULT_DURATION_S, MatchRecording, MatchSimulator
@@ -112,14 +112,18 @@ def _to_file(args: argparse.Namespace) -> int:
     try:
         with EventWriter(args.out) as out:
             if args.realtime:
-                recordings = _paced(args, kwargs)
+                for rec in _paced(args, kwargs):
+                    out.write(rec.events)
+                    n_events += len(rec.events)
+                    if labels is not None:
+                        labels.write(rec.side_record())
             else:
-                recordings = simulate_matches(args.seed, args.matches, workers=args.jobs, **kwargs)
-            for rec in recordings:
-                out.write(rec.events)
-                n_events += len(rec.events)
-                if labels is not None:
-                    labels.write(rec.side_record())
+                for record, data, count in simulate_encoded(args.seed, args.matches,
+                                                            workers=args.jobs, **kwargs):
+                    out.write_encoded(data, count)
+                    n_events += count
+                    if labels is not None:
+                        labels.write(record)
     finally:
         if labels is not None:
             labels.close()

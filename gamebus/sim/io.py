@@ -48,6 +48,11 @@ class EventWriter:
             n += 1
         self.count += n
 
+    def write_encoded(self, data: bytes, count: int) -> None:
+        """Append ``count`` events already packed as a msgpack stream."""
+        self._file.write(data)
+        self.count += count
+
     def flush(self) -> None:
         self._file.flush()
 
