@@ -33,7 +33,7 @@ from gamebus.sim.cheats import (
     sample_cheat,
     sample_on_intervals,
 )
-from gamebus.sim.engine import RESPAWN_MS, Engine, MatchSetup
+from gamebus.sim.engine import RESPAWN_MS, Engine, MatchSetup, tick_ms
 from gamebus.sim.profiles import PlayerProfile, sample_profiles
 from gamebus.sim.world import MAP_NAMES, get_map
 
@@ -148,8 +148,8 @@ class MatchSimulator:
         self.tick_hz = tick_hz
         self.round_ms = round_s * 1000.0
         self.start_ts_ms = start_ts_ms
-        self.n_ticks = max(1, round(duration_s * tick_hz))
-        self.end_ts_ms = start_ts_ms + round(self.n_ticks * 1000.0 / tick_hz)
+        self.n_ticks = max(1, round(duration_s * 1000 / tick_ms(tick_hz)))
+        self.end_ts_ms = start_ts_ms + self.n_ticks * tick_ms(tick_hz)
         self.map_name = map_name or str(rng.choice(MAP_NAMES))
         self.profiles = sample_profiles(rng, players)
         count = _cheater_count(players, cheaters)
