@@ -52,7 +52,7 @@ class CheatProfile:
     - speedhack: ``factor`` (x1.3-2.0 blatant, x1.05-1.15 subtle; the subtle
       hack also keeps the reported speed under ``MAX_SPEED_MPS`` and the
       acceleration under ``MAX_ACCEL_MPS2``, as tuned public hacks do).
-    - teleport: ``rate_hz``, ``min_m``, ``max_m`` (15-40 m blatant, 2-4.5 m subtle).
+    - teleport: ``rate_hz``, ``min_m``, ``max_m`` (15-40 m blatant, 2.5-4.5 m subtle).
     - fly: blatant hovers at ``altitude_m`` (3-8 m) with no gravity; subtle is
       low gravity (``gravity_scale`` 0.35-0.6) with more jumps.
     - snap_aimbot: reaction ``rt_min_ms``-``rt_max_ms`` (< 30 ms) before
@@ -122,7 +122,7 @@ def sample_cheat(rng: np.random.Generator, kind: str, intensity: Intensity) -> C
         p = (
             {"rate_hz": _u(rng, 0.12, 0.3), "min_m": 15.0, "max_m": 40.0}
             if blatant
-            else {"rate_hz": _u(rng, 0.15, 0.35), "min_m": 2.0, "max_m": 4.5}
+            else {"rate_hz": _u(rng, 0.15, 0.35), "min_m": 2.5, "max_m": 4.5}
         )
     elif kind == "fly":
         p = (

@@ -59,7 +59,18 @@ class Reaction:
     ping: int
 
 
+_REACTIONS: dict[tuple[int, int, int], list[Reaction]] = {}
+
+
 def reactions(events: list[Event], *, window_ms: int = 1500, unseen_ms: int = 1000) -> list[Reaction]:
+    """:func:`_reactions`, remembered per events list (session fixtures are reused)."""
+    key = (id(events), window_ms, unseen_ms)
+    if key not in _REACTIONS:
+        _REACTIONS[key] = _reactions(events, window_ms=window_ms, unseen_ms=unseen_ms)
+    return _REACTIONS[key]
+
+
+def _reactions(events: list[Event], *, window_ms: int, unseen_ms: int) -> list[Reaction]:
     """Visible onsets (the game's eye-to-chest test) and the first shot at that target.
 
     An onset counts when the pair was out of sight for ``unseen_ms`` before
