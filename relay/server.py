@@ -108,6 +108,7 @@ class Relay:
         self._alert_clients: set[int] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closing_feeds: set[asyncio.Task[None]] = set()
+        self._dirty: list[ClientConnection] = []
         self._ids = itertools.count(1)
         self._connections = ConnectionCounter(
             max_total=config.max_connections, max_per_peer=config.max_connections_per_peer
@@ -218,6 +219,7 @@ class Relay:
                 metrics=self.metrics,
                 close_timeout_s=self.config.close_timeout_s,
                 on_slow=self._drop_client,
+                schedule_flush=self._schedule_flush,
             )
             self.clients[client.id] = client
             self.metrics.clients.inc()
@@ -228,6 +230,17 @@ class Relay:
                 if self.clients.pop(client.id, None) is not None:
                     self.metrics.clients.dec()
             self._connections.close(peer)
+
+    def _schedule_flush(self, client: ClientConnection) -> None:
+        """Have ``client`` flushed at the end of this loop iteration (see ClientConnection.offer)."""
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self._flush_dirty)
+        self._dirty.append(client)
+
+    def _flush_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for client in dirty:
+            client.flush()
 
     def _bound_kernel_buffer(self, ws: ServerConnection) -> None:
         size = self.config.socket_send_buffer_bytes
