@@ -205,6 +205,7 @@ class Engine:
         self._ctl = Controls.honest(n)
         self._out: list[list[Event]] = [[] for _ in matches]
         self._on: dict[int, bool] = {}
+        self._was_on: dict[int, bool] = {}
 
     # ------------------------------------------------------------ helpers
     def _rng(self, i: int) -> np.random.Generator:
@@ -409,7 +410,7 @@ class Engine:
     # -------------------------------------------------------------- one tick
     def _step(self, t: float) -> None:
         on = {i: lab.is_on(self.start[self.pm[i]] + t) for i, (_, lab) in self.cheat.items()}
-        self._on = on
+        self._was_on, self._on = self._on, on
         for i in np.nonzero(~self.alive & (self.respawn_at <= t))[0].tolist():
             self._spawn(i, t)
         self._move(t, on)
@@ -480,7 +481,11 @@ class Engine:
                     if jump_rate is self.jump_rate:
                         jump_rate = jump_rate.copy()
                     jump_rate[i] *= q["jump_boost"]
-            elif prof.kind == "teleport" and self._rng(i).random() < q["rate_hz"] * self.dt_s:
+            elif prof.kind == "teleport" and (
+                # a cheat switched on is used at once, then now and then
+                not self._was_on.get(i, False)
+                or self._rng(i).random() < q["rate_hz"] * self.dt_s
+            ):
                 x, y = self._random_point(i, near=(float(b.pos[i, 0]), float(b.pos[i, 1])),
                                           radius=q["max_m"], min_dist=q["min_m"])
                 b.pos[i, 0], b.pos[i, 1] = x, y
