@@ -281,6 +281,7 @@ async function main() {
   // For the browser tests and for curious people with a console open.
   window.gamebus = {
     players: () => view.summary(),
+    screenOf: (id) => view.screenOf(id),
     stats: () => stats.snapshot(),
     stream,
     follow,

@@ -111,9 +111,17 @@ export class MapView {
     const out = {};
     for (const [id, p] of this.players) {
       const s = p.samples.at(-1);
-      if (s) out[id] = { x: s.x, y: s.y, yaw: s.yaw, flagged: Boolean(p.flagged), stale: p.stale };
+      if (s) out[id] = { x: s.x, y: s.y, yaw: s.yaw, flagged: Boolean(p.flagged), stale: p.stale, alive: p.alive };
     }
     return out;
+  }
+
+  /** Where `id` was last drawn, in CSS pixels of the canvas (null if not drawn). */
+  screenOf(id) {
+    const d = this.drawn?.find((e) => e.id === id);
+    if (!d) return null;
+    const [x, y] = this.#px(d.s.x, d.s.y);
+    return { x, y };
   }
 
   draw() {

@@ -208,10 +208,18 @@ def test_demo_page_shows_live_matches_and_resumes_after_a_relay_restart(demo: De
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))
 
-            # Area of interest: following one player thins the stream to their surroundings.
+            # Area of interest: clicking a player follows them, and the relay
+            # then streams only their surroundings.
             everyone = page.evaluate("window.gamebus.stats().rate")
-            page.evaluate(f"window.gamebus.follow({json.dumps(cheater)})")
+            target = page.evaluate(
+                "Object.entries(window.gamebus.players()).find(([, p]) => p.alive && !p.stale)[0]"
+            )
+            at = page.evaluate(f"window.gamebus.screenOf({json.dumps(target)})")
+            box = page.locator("#map").bounding_box()
+            assert at is not None and box is not None
+            page.mouse.click(box["x"] + at["x"], box["y"] + at["y"])
             expect(page.locator("#follow-bar")).to_be_visible()
+            expect(page.locator("#follow-text")).to_contain_text(f"Following {target}")
             page.wait_for_timeout(2_500)
             followed = page.evaluate("window.gamebus.stats().rate")
             assert 0 < followed < everyone, f"following did not thin the stream: {everyone}/s -> {followed}/s"
