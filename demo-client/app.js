@@ -56,6 +56,7 @@ async function main() {
       showState($("conn-spectator"), state, detail);
       document.body.dataset.stream = state;
       if (state === "reconnecting") banner.show(`Relay connection lost (${detail}). Reconnecting…`, "warn");
+      else if (state === "live") banner.hide("warn"); // the resume note, if any, follows
     },
   });
 
@@ -293,6 +294,14 @@ class Banner {
   constructor(el) {
     this.el = el;
     this.timer = null;
+  }
+
+  /** Hide the banner if it shows a message of `tone`. */
+  hide(tone) {
+    if (this.el.dataset.tone === tone) {
+      clearTimeout(this.timer);
+      this.el.hidden = true;
+    }
   }
 
   show(text, tone = "ok", ms = 0) {
