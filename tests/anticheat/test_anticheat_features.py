@@ -115,7 +115,7 @@ def _duel(shooter_yaw_at, shot_at, target_path, shots=None):
     """Shooter still at (40, 50) in the warehouse; target follows ``target_path(ts)``."""
     events = [{"type": "round_start", "match": "m1", "ts": 0, "round": 1, "map": "warehouse"},
               spawn(0, "s", 40.0, 50.0, team="a"), spawn(0, "t", 60.0, 50.0, team="b")]
-    for ts in range(1600, 3000, 50):  # after the spawn grace
+    for ts in range(1600, 4500, 50):  # after the spawn grace
         events.append(pos(ts, "s", 40.0, 50.0, yaw=shooter_yaw_at(ts)[0], pitch=shooter_yaw_at(ts)[1]))
         tx, ty = target_path(ts)
         events.append(pos(ts, "t", tx, ty))
@@ -220,3 +220,30 @@ def test_a_player_ticking_twice_as_fast_as_the_match_shows_rate_drift():
     run(state, events)
     assert state.vector("a")["tick_rate_drift"] == pytest.approx(0.0, abs=0.02)
     assert state.vector("fast")["tick_rate_drift"] == pytest.approx(1.0, abs=0.05)
+
+
+def _burst(on_target_from_ms: int):
+    """Eight shots 300 ms apart at a visible target; the crosshair arrives ``on_target_from_ms`` before each."""
+    shots = [2000 + 300 * k for k in range(8)]
+    yaw_on, pitch_on = _aim_at(60.0, 75.0)
+
+    def aim(ts):
+        on = any(s - on_target_from_ms <= ts <= s for s in shots)
+        return (yaw_on, pitch_on) if on else (yaw_on + 10.0, pitch_on)
+
+    return _duel(aim, 0, lambda ts: (60.0, 75.0), shots=shots)
+
+
+def test_eight_shots_fired_on_first_contact_make_a_full_trigger_window():
+    v = _burst(0)
+    assert v["win_max_trigger_frac"] == 1.0
+    assert v["win_max_hitbox_frac"] == 1.0
+    assert v["win_min_error_deg"] == pytest.approx(0.0, abs=1e-6)
+    assert v["on_target_zero_frac"] == 1.0
+
+
+def test_a_human_settling_before_each_shot_has_no_trigger_shots():
+    v = _burst(150)
+    assert v["win_max_trigger_frac"] == 0.0
+    assert v["win_max_hitbox_frac"] == 1.0
+    assert v["on_target_delay_median_ms"] == pytest.approx(150.0)
