@@ -126,12 +126,17 @@ class AnticheatService:
                 await asyncio.wait([change, stop, *readers], return_when=asyncio.FIRST_COMPLETED)
                 for task in (change, stop, *readers):
                     task.cancel()
+                failed = False
                 for task in readers:
                     with contextlib.suppress(asyncio.CancelledError, GamebusError):
                         await task
                     if not task.cancelled() and task.exception() is not None:
+                        failed = True
                         log.warning("reader stopped: %s", task.exception())
-                await self._commit()
+                with contextlib.suppress(GamebusError):
+                    await self._commit()
+                if failed and not self._stopping.is_set():
+                    await asyncio.sleep(1.0)  # a broken partition must not spin the loop
         finally:
             self._outbox.extend(self.core.flush())
             await self._drain_outbox()
