@@ -16,7 +16,8 @@ MODULES = ["aim", "batch", "cheats", "cli", "engagement", "engine", "io", "match
 def test_the_package_exports_the_recording_api():
     assert set(gamebus.sim.__all__) == {
         "CHEAT_KINDS", "DEFAULT_DURATION_S", "DEFAULT_START_TS_MS", "INTENSITIES",
-        "CheaterLabel", "MatchRecording", "MatchSimulator", "simulate_match",
+        "CheaterLabel", "MatchRecording", "MatchSimulator", "play_together", "simulate_match",
+        "simulate_matches",
     }
 
 
