@@ -18,15 +18,19 @@ import asyncio
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gamebus.errors import ConfigError
-from gamebus.sim.batch import match_id_for, match_seed, simulate_encoded
 from gamebus.sim.cheats import CHEAT_KINDS, INTENSITIES
-from gamebus.sim.io import EventWriter, LabelWriter
-from gamebus.sim.match import DEFAULT_DURATION_S, MatchRecording, MatchSimulator
 
-__all__ = ["register", "run"]
+if TYPE_CHECKING:
+    from gamebus.sim.match import MatchRecording, MatchSimulator
+
+#: Same as gamebus.sim.match.DEFAULT_DURATION_S (pinned by a test), kept here
+#: so that `gamebus --help` does not import the simulator.
+DEFAULT_DURATION_S = 60.0
+
+__all__ = ["DEFAULT_DURATION_S", "register", "run"]
 
 
 def _cheaters(text: str) -> float | int:
@@ -105,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _to_file(args: argparse.Namespace) -> int:
+    from gamebus.sim.batch import simulate_encoded
+    from gamebus.sim.io import EventWriter, LabelWriter
+
     kwargs = _sim_kwargs(args)
     labels = LabelWriter(args.labels) if args.labels else None
     t0 = time.perf_counter()
@@ -138,6 +145,9 @@ def _to_file(args: argparse.Namespace) -> int:
 
 def _paced(args: argparse.Namespace, kwargs: dict[str, Any]) -> Iterator[MatchRecording]:
     """--out --realtime: each match in turn, written tick by tick at wall-clock pace."""
+    from gamebus.sim.batch import match_id_for, match_seed
+    from gamebus.sim.match import MatchSimulator
+
     for i in range(args.matches):
         start = int(time.time() * 1000)
         sim = MatchSimulator(seed=match_seed(args.seed, i), match_id=match_id_for(args.seed, i),
@@ -153,6 +163,9 @@ def _paced(args: argparse.Namespace, kwargs: dict[str, Any]) -> Iterator[MatchRe
 
 async def _publish(args: argparse.Namespace) -> int:
     from gamebus.client import Producer  # the SDK is only needed to publish
+    from gamebus.sim.batch import match_id_for, match_seed
+    from gamebus.sim.io import LabelWriter
+    from gamebus.sim.match import MatchSimulator
     from gamebus.sim.publish import publish_matches
 
     kwargs = _sim_kwargs(args)

@@ -16,8 +16,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import shortest_path
 
 from gamebus.sim.world import GameMap, get_map, walkable_many
 
@@ -70,6 +68,10 @@ class NavGrid:
 
 
 def _build(game_map: GameMap) -> NavGrid:
+    # scipy is imported here, on first use, to keep `gamebus --help` fast.
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
     xs = np.arange(_SPACING_M / 2, game_map.size_x_m, _SPACING_M)
     ys = np.arange(_SPACING_M / 2, game_map.size_y_m, _SPACING_M)
     grid = np.array([(x, y) for x in xs for y in ys])

@@ -31,6 +31,13 @@ def test_sim_out_writes_events_and_a_separate_labels_file(tmp_path: Path):
     assert not any("kind" in e or "intensity" in e for e in events)
 
 
+def test_the_cli_default_duration_is_the_simulator_default():
+    from gamebus.sim import DEFAULT_DURATION_S
+    from gamebus.sim.cli import DEFAULT_DURATION_S as CLI_DEFAULT
+
+    assert CLI_DEFAULT == DEFAULT_DURATION_S
+
+
 def test_sim_needs_an_output(capsys: pytest.CaptureFixture[str]):
     assert main(["sim", "--matches", "1"]) == 1
     assert "--out" in capsys.readouterr().err
