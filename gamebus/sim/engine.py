@@ -192,6 +192,8 @@ class Engine:
         self.burst = np.zeros(n, dtype=np.int64)
         self.trig_since = np.full(n, -1.0)
         self.trig_target = np.zeros(n, dtype=np.int64)
+        self.spawned_at = np.zeros(n)
+        self.next_tp = np.full(n, np.inf)
         self.params: list[AimParams] = [_human_params(p) for p in self.profiles]
         self.engaged_params: list[AimParams] = list(self.params)
         self.kills = [[0, 0] for _ in matches]
@@ -314,6 +316,7 @@ class Engine:
         self.knife[i] = bool(rng.random() < self.profiles[i].knife_run)
         self.wp_deadline[i] = 0.0
         self.next_fire[i] = t
+        self.spawned_at[i] = t
         p = self.profiles[i]
         self._emit(i, "spawn", t, player=p.player, x=x, y=y, z=0.0, yaw=yaw, pitch=0.0, team=p.team)
 
@@ -481,14 +484,17 @@ class Engine:
                     if jump_rate is self.jump_rate:
                         jump_rate = jump_rate.copy()
                     jump_rate[i] *= q["jump_boost"]
-            elif prof.kind == "teleport" and (
-                # a cheat switched on is used at once, then now and then
-                not self._was_on.get(i, False)
-                or self._rng(i).random() < q["rate_hz"] * self.dt_s
-            ):
-                x, y = self._random_point(i, near=(float(b.pos[i, 0]), float(b.pos[i, 1])),
-                                          radius=q["max_m"], min_dist=q["min_m"])
-                b.pos[i, 0], b.pos[i, 1] = x, y
+            elif prof.kind == "teleport":
+                # Used soon after it is switched on or the player spawns (to
+                # get to the fight), then at random (Poisson at rate_hz).
+                rng = self._rng(i)
+                if not self._was_on.get(i, False) or self.spawned_at[i] >= t - self.dt_ms:
+                    self.next_tp[i] = t + rng.uniform(1500.0, 3000.0)
+                elif t >= self.next_tp[i]:
+                    x, y = self._random_point(i, near=(float(b.pos[i, 0]), float(b.pos[i, 1])),
+                                              radius=q["max_m"], min_dist=q["min_m"])
+                    b.pos[i, 0], b.pos[i, 1] = x, y
+                    self.next_tp[i] = t + rng.exponential(1000.0 / q["rate_hz"])
         ctl.jump = alive & (self._uniform() < jump_rate * self.dt_s)
         step_bodies(self._normal((2,)), self._blocked, b, ctl, self.dt_s)
 
