@@ -60,6 +60,11 @@ class MemoryWindow:
         self._set_head(head)
 
     def _set_head(self, head: int) -> None:
+        # Release evicted bytes now, not at the next compaction: a busy
+        # partition would otherwise pin up to ~1024 dead batches.
+        headers, payloads = self.headers, self.payloads
+        for i in range(self.head, min(head, len(payloads))):
+            headers[i] = payloads[i] = b""
         if head == len(self.offsets):
             self.clear()
         elif head > 1024 and head * 2 > len(self.offsets):

@@ -309,3 +309,21 @@ def test_the_memory_window_never_drops_unwritten_batches(tmp_path: Path):
     assert part.memory_bytes == part.pending_bytes > SMALL.memory_window_bytes
     part.flush(now_ms=9_000)
     assert part.memory_bytes <= SMALL.memory_window_bytes
+
+
+def test_the_memory_window_lets_go_of_an_evicted_batch_at_once() -> None:
+    """A busy partition must not pin evicted batches until the next compaction."""
+    import sys
+
+    from gamebus.log.window import MemoryWindow
+
+    window = MemoryWindow()
+    payload = bytes(bytearray(b"x" * 100))
+    before = sys.getrefcount(payload)
+    window.offsets.extend([0, 1])
+    window.headers.extend([b"h" * 54, b"h" * 54])
+    window.payloads.extend([payload, b"y"])
+    window.nbytes += 209
+    window.evict(max_bytes=60, written_end=2, next_offset=2)
+    assert len(window) == 1
+    assert sys.getrefcount(payload) == before
