@@ -201,7 +201,8 @@ class Producer:
         #: (topic, key) -> lane, for the send_nowait fast path.
         self._route: dict[tuple[str, str | None], _Lane] = {}
         self._unresolved: dict[str, list[tuple[bytes, str | None, int | None, Acks, int | None]]] = {}
-        self._resolving: set[asyncio.Task[None]] = set()
+        # topic -> the task resolving it while send_nowait() records wait in _unresolved
+        self._resolving: dict[str, asyncio.Task[None]] = {}
         self._inflight: set[asyncio.Future[Any]] = set()
         self._buffered = 0
         self._room = asyncio.Event()
@@ -248,7 +249,7 @@ class Producer:
         flush, if any (those have no caller to tell otherwise).
         """
         while self._resolving:
-            await asyncio.gather(*list(self._resolving), return_exceptions=True)
+            await asyncio.gather(*list(self._resolving.values()), return_exceptions=True)
         for lane in list(self._lanes.values()):
             self._seal(lane)
         while self._inflight or any(lane.queue for lane in self._lanes.values()):
@@ -343,6 +344,10 @@ class Producer:
         """
         data, ts, match = self._encode(event)
         level = acks or self._acks_for(topic)
+        deferred = self._resolving.get(topic)
+        if deferred is not None:
+            # Records that send_nowait() held for this topic go first: per-key order.
+            await asyncio.shield(deferred)
         if topic not in self._counts:
             await self._resolve(topic)
         future: asyncio.Future[ProduceResult] | None = None
@@ -435,8 +440,8 @@ class Producer:
             self._room.set()
 
         task = asyncio.ensure_future(resolve())
-        self._resolving.add(task)
-        task.add_done_callback(self._resolving.discard)
+        self._resolving[topic] = task
+        task.add_done_callback(lambda _t: self._resolving.pop(topic, None))
 
     async def _resolve(self, topic: str) -> None:
         bus = self.bus

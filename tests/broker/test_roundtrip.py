@@ -66,6 +66,21 @@ async def test_events_round_trip_at_every_ack_level(bus: Bus, acks: str) -> None
         assert all(i.durable_end == i.log_end for i in info.values())
 
 
+async def test_an_awaited_send_to_a_new_topic_waits_for_earlier_fire_and_forget_records(
+    bus: Bus,
+) -> None:
+    topic = "rt.fresh.order"  # not created yet: the producer resolves it on first use
+    events = [match_event("shot", match="m1", player="p", weapon="w", yaw=0.0, pitch=0.0, ts=i)
+              for i in range(20)]  # fmt: skip
+    async with gamebus.Producer(bus, linger_ms=1) as producer:
+        for ev in events[:-1]:
+            producer.send_nowait(topic, ev)
+        await producer.send(topic, events[-1], acks="durable")
+    async with gamebus.Consumer(bus, [topic], start="earliest") as consumer:
+        got = await _collect(consumer, 20)
+    assert [m.event()["ts"] for m in got] == list(range(20))
+
+
 async def test_per_key_order_holds_under_concurrent_senders(bus: Bus) -> None:
     topic = "rt.order"
     await bus.create_topic(topic, partitions=4)
