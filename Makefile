@@ -47,7 +47,7 @@ test-fast: venv
 	$(VENV)/bin/pytest -q -x -m "not slow and not browser"
 
 demo: venv npm-deps
-	$(VENV)/bin/gamebus demo
+	$(VENV)/bin/gamebus demo $(DEMO_ARGS)
 
 bench: venv system-deps
 	$(PY) -m loadtests.bench
