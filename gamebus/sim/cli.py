@@ -33,6 +33,16 @@ DEFAULT_DURATION_S = 60.0
 __all__ = ["DEFAULT_DURATION_S", "register", "run"]
 
 
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
 def _cheaters(text: str) -> float | int:
     """``3`` is a count, ``0.1`` a share of the players."""
     try:
@@ -172,9 +182,14 @@ async def _publish(args: argparse.Namespace) -> int:
     realtime = True if args.realtime is None else args.realtime
     labels = LabelWriter(args.labels, append=args.loop) if args.labels else None
 
+    # Ids on a live bus must not repeat across runs (a broker keeps history,
+    # and consumers key state by match id): the run's start time goes in.
+    run = _base36(int(time.time()))
+
     def factory(index: int, start_ts_ms: int) -> MatchSimulator:
         # In a loop every restart gets a new seed and id, so matches never repeat.
-        return MatchSimulator(seed=match_seed(args.seed, index), match_id=match_id_for(args.seed, index),
+        return MatchSimulator(seed=match_seed(args.seed, index),
+                              match_id=match_id_for(args.seed, index, prefix=f"m{run}-"),
                               start_ts_ms=start_ts_ms, **kwargs)
 
     def on_start(sim: MatchSimulator) -> None:

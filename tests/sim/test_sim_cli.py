@@ -61,4 +61,7 @@ def test_sim_publishes_to_a_real_broker(tmp_path: Path):
         code = main(["sim", "--bus", broker.url, "--matches", "2", "--players", "4",
                      "--duration", "1", "--fast", "--labels", str(labels)])
     assert code == 0
-    assert len(read_labels(labels)) == 2
+    ids = [r["match"] for r in read_labels(labels)]
+    assert len(set(ids)) == 2
+    # a live run's ids carry the run, so a restarted publisher never reuses one
+    assert not set(ids) & {match_id_for(7, 0), match_id_for(7, 1)}
