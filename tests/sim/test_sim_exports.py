@@ -9,8 +9,8 @@ import pytest
 import gamebus.sim
 from gamebus.sim import world
 
-MODULES = ["aim", "batch", "cheats", "cli", "engagement", "engine", "io", "match", "movement",
-           "navigation", "profiles", "publish", "weapons", "world"]
+MODULES = ["aim", "batch", "cheats", "cli", "combat", "engagement", "engine", "io", "match",
+           "movement", "navigation", "profiles", "publish", "state", "weapons", "world"]
 
 
 def test_the_package_exports_the_recording_api():
