@@ -2,9 +2,11 @@
 
 Per-player quantities are numpy arrays over the players of all the matches
 of a batch (``pm`` maps a player to its match); per-match things (the
-generator, the map, the event list) are reached through ``pm``. This layer
-holds no game logic: :mod:`gamebus.sim.combat` decides and shoots on top of
-it, and :mod:`gamebus.sim.engine` runs the ticks.
+generator, the map, the event list) are reached through ``pm``. Besides the
+state, this layer has the helpers both others need (draws from each match's
+own generator, wall tests on each match's map, geometry, routing to a goal):
+:mod:`gamebus.sim.combat` decides and shoots on top of it, and
+:mod:`gamebus.sim.engine` runs the ticks.
 """
 
 from __future__ import annotations
