@@ -45,8 +45,11 @@ async def fetch_range(
             batches = await bus.fetch(topic, partition, offset)
         except OffsetOutOfRange:
             raise ReplayGap("history") from None
-        if not batches or batches[0].base_offset > offset:
-            raise ReplayGap("history")  # retention removed what we need
+        if not batches:
+            break  # nothing more below ``end`` in this partition
+        # A first batch that starts past ``offset`` is no gap: on JetStream a
+        # partition's offsets are stream sequences, sparse per partition.
+        # History that retention removed raises OffsetOutOfRange above.
         for batch in batches:
             if batch.epoch != epoch:
                 raise ReplayGap("epoch")
