@@ -161,6 +161,7 @@ def test_triggerbot_fires_the_tick_the_crosshair_meets_the_target():
     v = _duel(aim, 2250, path)
     assert v["on_target_delay_median_ms"] == 0.0
     assert v["on_target_zero_frac"] == 1.0
+    assert v["cusum_trigger_max"] == pytest.approx(8 * math.log(0.85 / 0.35))
 
 
 def test_follow_up_shots_do_not_count_as_new_reactions():
@@ -240,10 +241,12 @@ def test_eight_shots_fired_on_first_contact_make_a_full_trigger_window():
     assert v["win_max_hitbox_frac"] == 1.0
     assert v["win_min_error_deg"] == pytest.approx(0.0, abs=1e-6)
     assert v["on_target_zero_frac"] == 1.0
+    assert v["cusum_trigger_max"] == pytest.approx(8 * math.log(0.85 / 0.35))
 
 
 def test_a_human_settling_before_each_shot_has_no_trigger_shots():
     v = _burst(150)
     assert v["win_max_trigger_frac"] == 0.0
+    assert v["cusum_trigger_max"] == 0.0
     assert v["win_max_hitbox_frac"] == 1.0
     assert v["on_target_delay_median_ms"] == pytest.approx(150.0)
