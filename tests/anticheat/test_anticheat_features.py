@@ -161,7 +161,7 @@ def test_triggerbot_fires_the_tick_the_crosshair_meets_the_target():
     v = _duel(aim, 2250, path)
     assert v["on_target_delay_median_ms"] == 0.0
     assert v["on_target_zero_frac"] == 1.0
-    assert v["cusum_trigger_max"] == pytest.approx(8 * math.log(0.85 / 0.35))
+    assert v["cusum_trigger_max"] == pytest.approx(math.log(0.85 / 0.35))
 
 
 def test_follow_up_shots_do_not_count_as_new_reactions():
