@@ -78,6 +78,21 @@ LABELS = {
 }
 
 
+#: Notes the section always carries (the owner adds measured ones by hand).
+NOTES = (
+    "How to read it: \"offered\" is events per second into the system (matches x players x tick rate, "
+    "plus kills); \"delivered\" is what all clients together received per second of the measured window. "
+    "The bare websockets/aiohttp servers make their own ticks, so when they saturate they tick late instead "
+    "of queueing: a \"window s\" longer than the run means the nominal rate was not met, and their latency "
+    "then hides that backlog. The gamebus and Redis publishers tick on schedule, so their backlog shows as latency.",
+    "Clients: two processes of N/2 connections each with a minimal WebSocket client (frame headers parsed in "
+    "`data_received`, one msgpack decode per frame, pings answered): with the `websockets` client library the "
+    "client processes, not the servers, were the bottleneck at N=1000.",
+    "websockets vs aiohttp: the relay writes each frame pre-framed, the same bytes to every socket, so the "
+    "library is out of the per-frame path; compare the two bare rows for the libraries themselves.",
+)
+
+
 # -- frames (the same for every system) ----------------------------------------
 
 
@@ -611,6 +626,7 @@ def run(
                         raw.append({"system": system, "clients": n, "error": f"{type(exc).__name__}: {exc}"[:300]})
     summary = _summarise(raw)
     return {
+        "notes": list(NOTES),
         "title": "Fan-out: broker -> relay -> N WebSocket clients, beside bare broadcast and Redis",
         "machine": machine,
         "config": {"matches": MATCHES, "players": PLAYERS, "rates_hz": {str(n): list(r) for n, r in rates_for.items()}, "duration_s": duration_s,
