@@ -31,6 +31,8 @@ class Feed:
         self.epoch = 0
         self.next_offset = 0
         self.log_start = 0
+        #: Set when a batch arrived in a new epoch, until the relay has told its clients.
+        self.new_epoch = False
         #: Matches (or other users) that keep this feed alive.
         self.users: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -67,6 +69,7 @@ class Feed:
             log.warning("%r: epoch %d -> %d", self, self.epoch, batch.epoch)
             self.epoch = batch.epoch
             self.next_offset = batch.base_offset
+            self.new_epoch = True
         if batch.next_offset <= self.next_offset:
             return None
         first = max(batch.base_offset, self.next_offset)

@@ -541,6 +541,9 @@ class Relay:
         if feed.topic == ALERTS_TOPIC:
             self._on_alerts([rec for recs in by_match.values() for rec in recs])
             return
+        if feed.new_epoch:
+            feed.new_epoch = False
+            self._announce_epoch(feed)
         for match, records in by_match.items():
             channel = self.channels.get(match)
             if channel is None or channel.topics.get(feed.topic) != feed.partition:
@@ -551,6 +554,22 @@ class Relay:
                 self._deliver(channel, part, channel.live.values(), delayed=False)
             if len(channel.delay_line) and match not in self._timers:
                 self._arm_timer(channel)
+
+    def _announce_epoch(self, feed: Feed) -> None:
+        """The partition's tail may have changed under the subscribers: tell them.
+
+        Each gets a snapshot with ``reason: "epoch"`` before the first frame
+        of the new epoch; frames of the new epoch carry its number, so a
+        client's saved position moves to it.
+        """
+        for channel in self.channels.values():
+            if channel.topics.get(feed.topic) != feed.partition:
+                continue
+            for sub in [*channel.live.values(), *channel.delayed.values()]:
+                client = self.clients.get(sub.client)
+                if client is not None:
+                    latest = channel.latest_delayed if sub.delayed else channel.latest
+                    client.send_bytes(snapshot_message(channel.match, latest, sub.interest, client.fmt, reason="epoch"))
 
     def _deliver(self, channel: Channel, part: Part, subs: Iterable[Subscriber], *, delayed: bool) -> None:
         now_s = time.time()

@@ -341,3 +341,18 @@ async def test_a_bus_failure_during_replay_is_an_error_and_leaves_nothing_parked
     await client.send({"op": "ping", "id": 99})
     assert (await client.until(lambda m: m.get("id") == 99))["op"] == "pong"
     await client.close()
+
+
+async def test_a_live_epoch_change_is_announced_with_a_snapshot(relay: Relay, bus: FakeBus) -> None:
+    client = await Client.open(url(relay), token())
+    await client.subscribe("m1")
+    await produce_kills(bus, "m1", 0, 5)
+    first = await client.until(lambda m: m["op"] == "events")
+    assert first["position"]["epoch"] == 1
+    bus._part(EVENTS_TOPIC, await bus.partition_for(EVENTS_TOPIC, "m1")).epoch = 2  # an unclean restart
+    await produce_kills(bus, "m1", 5, 5)
+    snap = await client.until(lambda m: m["op"] == "snapshot")
+    assert snap["reason"] == "epoch"
+    after = await client.until(lambda m: m["op"] == "events")
+    assert after["position"]["epoch"] == 2 and [e["seq"] for e in after["events"]] == list(range(5, 10))
+    await client.close()
