@@ -356,3 +356,25 @@ async def test_a_live_epoch_change_is_announced_with_a_snapshot(relay: Relay, bu
     after = await client.until(lambda m: m["op"] == "events")
     assert after["position"]["epoch"] == 2 and [e["seq"] for e in after["events"]] == list(range(5, 10))
     await client.close()
+
+
+async def test_connections_per_address_are_limited_and_idle_ones_closed(bus: FakeBus) -> None:
+    relay = await _relay(bus, max_connections_per_peer=2, idle_timeout_s=0.3)
+    try:
+        keep = [await Client.open(url(relay), token()) for _ in range(2)]
+        for c in keep:
+            await c.subscribe("m1")  # subscribed: not idle
+        extra = await Client.open(url(relay), token())
+        with pytest.raises(ConnectionClosed) as info:
+            await extra.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4008
+        await keep[1].send({"op": "unsub", "match": "m1"})
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await keep[1].recv(timeout=3)
+        assert info.value.rcvd is not None and (info.value.rcvd.code, info.value.rcvd.reason) == (1000, "idle")
+        await keep[0].send({"op": "ping", "id": 5})
+        assert (await keep[0].until(lambda m: m.get("id") == 5))["op"] == "pong"
+        await keep[0].close()
+    finally:
+        await relay.close()
