@@ -97,17 +97,7 @@ async def test_resume_on_another_relay_has_no_gap_and_no_duplicate(
     relays: tuple[RelayProcess, RelayProcess],
     relay_bus: Bus,
     engine_url: str,
-    request: pytest.FixtureRequest,
 ) -> None:
-    if engine_url.startswith("nats://"):
-        # relay/server.py _fetch_range reads "first batch starts after the
-        # offset I asked for" as lost history; on JetStream that is the normal
-        # gap left by other partitions' records. Fix (owned by the relay):
-        # drop that condition and rely on OffsetOutOfRange; an empty fetch
-        # means nothing more below ``end``. Verified to pass with it.
-        request.applymarker(
-            pytest.mark.xfail(reason="relay treats JetStream offset gaps as lost history")
-        )
     relay_a, relay_b = relays
     match, total = "eng-resume", 150
     # Another match on the same topic interleaves its records: on JetStream
