@@ -56,6 +56,7 @@ class Report:
     rule_false_positives: int
     flagged_fpr: float
     model_version: str
+    by_closet: list[GroupResult] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,6 +109,13 @@ def evaluate_records(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tu
 
     names = sorted({r.group for r in records if r.label})
     groups = [group(n, np.array([r.group == n for r in records])) for n in names]
+    # Full-time and closet cheaters apart: a toggled-on stretch is far less evidence.
+    by_closet = []
+    for n in names:
+        for closet in (False, True):
+            mask = np.array([r.group == n and r.closet == closet for r in records])
+            if mask.any():
+                by_closet.append(group(f"{n} ({'closet' if closet else 'full-time'})", mask))
     matches = len({r.match for r in records})
     report = Report(
         matches=matches, clean=int((labels == 0).sum()), cheaters=int(labels.sum()),
@@ -117,6 +125,7 @@ def evaluate_records(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tu
         rule_false_positives=int(ruled[labels == 0].sum()),
         flagged_fpr=float(np.mean(flagged[labels == 0])) if len(clean) else math.nan,
         model_version=bundle.version,
+        by_closet=by_closet,
     )
     return report, scores
 
@@ -150,6 +159,12 @@ def markdown(report: Report, *, command: str = "") -> str:
             f"| {g.group} | {g.n} | {_num(g.auc)} | {_pct(g.recall_1pct)} | {_pct(g.recall_01pct)} "
             f"| {_pct(g.policy_recall)} | {_pct(g.rule_recall)} | {_pct(g.flagged_recall)} |"
         )
+    if report.by_closet:
+        lines += ["", "Full-time and closet cheaters apart:", "",
+                  "| cheat / intensity (who) | players | ROC-AUC | recall @1% FPR | caught by rules |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {g.group} | {g.n} | {_num(g.auc)} | {_pct(g.recall_1pct)} | {_pct(g.rule_recall)} |"
+                  for g in report.by_closet]
     lines += [
         "",
         f"- Policy threshold {report.policy_threshold:.4f}: false-positive rate "
