@@ -177,11 +177,14 @@ async def _load_match(args: argparse.Namespace) -> list[tuple[dict[str, Any], An
 
 def _score_match(bundle: Any, events: list[tuple[dict[str, Any], Any]]) -> tuple[Any, list[dict[str, Any]]]:
     from anticheat.service import ScoringCore
+    from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC
 
     core = ScoringCore(bundle)
     out: list[dict[str, Any]] = []
     for event, ref in events:
-        out += core.feed(event, ref if isinstance(ref, tuple) and len(ref) == 3 else None)
+        # Bus offsets are evidence; positions in a file are not (and are no source to order by).
+        on_bus = isinstance(ref, tuple) and len(ref) == 3 and ref[0] in (POSITIONS_TOPIC, EVENTS_TOPIC)
+        out += core.feed(event, ref if on_bus else None)
     out += core.flush()
     return core, out
 

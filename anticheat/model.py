@@ -214,9 +214,12 @@ def percentile_of(quantiles: Sequence[float], value: float) -> float:
     q = np.asarray(quantiles, dtype=np.float64)
     if np.all(np.isnan(q)):
         return math.nan
+    q = q[~np.isnan(q)]
     ranks = np.linspace(0.0, 100.0, len(q))
-    ok = ~np.isnan(q)
-    return float(np.interp(value, q[ok], ranks[ok]))
+    lo, hi = int(np.searchsorted(q, value, "left")), int(np.searchsorted(q, value, "right"))
+    if hi - lo > 1:  # a value shared by many players (zero teleports): the middle of the tie
+        return float((ranks[lo] + ranks[hi - 1]) / 2.0)
+    return float(np.interp(value, q, ranks))
 
 
 def save(bundle: ModelBundle, path: str | Path) -> Path:

@@ -26,6 +26,7 @@ def test_percentile_of_a_value_in_the_population():
     quantiles = [float(i) for i in range(101)]
     assert model.percentile_of(quantiles, 50.0) == pytest.approx(50.0)
     assert model.percentile_of(quantiles, 1000.0) == 100.0
+    assert model.percentile_of([0.0] * 101, 0.0) == 50.0  # nobody teleports: zero is typical
     assert math.isnan(model.percentile_of([], 1.0))
 
 
