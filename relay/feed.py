@@ -76,6 +76,12 @@ class Feed:
         self.next_offset = batch.next_offset
         return first
 
+    def _adopt_epoch(self, epoch: int, resume_offset: int) -> None:
+        """The bus refused our position: the tail may be gone, so clients hear of it."""
+        if epoch != self.epoch:
+            self.new_epoch = True
+        self.epoch, self.next_offset = epoch, resume_offset
+
     async def _run(self, sub: Subscription) -> None:
         backoff_s = 0.05
         while True:
@@ -91,7 +97,7 @@ class Feed:
                 raise
             except EpochMismatch as exc:
                 log.warning("%r: %s", self, exc)
-                self.epoch, self.next_offset = exc.current, exc.resume_offset
+                self._adopt_epoch(exc.current, exc.resume_offset)
             except OffsetOutOfRange as exc:
                 log.warning("%r: %s", self, exc)
                 self.next_offset = exc.log_start
@@ -107,7 +113,7 @@ class Feed:
                 except asyncio.CancelledError:
                     raise
                 except EpochMismatch as exc:
-                    self.epoch, self.next_offset = exc.current, exc.resume_offset
+                    self._adopt_epoch(exc.current, exc.resume_offset)
                 except OffsetOutOfRange as exc:
                     self.next_offset = exc.log_start
                 except Exception as exc:

@@ -360,12 +360,6 @@ async def test_a_live_epoch_change_is_announced_with_a_snapshot(own_broker: Brok
         await bus.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="relay bug: when a restart lost the feed's tail, the broker answers the feed's resubscribe with "
-    "EpochMismatch and Feed._run takes the new epoch without setting new_epoch, so _announce_epoch never runs: "
-    "subscribers get the new epoch's frames with no snapshot (docs/relay-protocol.md promises one)",
-)
 async def test_a_live_epoch_change_that_lost_the_tail_is_announced_with_a_snapshot(tmp_path: Path) -> None:
     match = uid("lost-tail")
     # Write-behind every 60 s: memory-acked records stay unwritten until the kill.
