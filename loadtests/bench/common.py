@@ -349,7 +349,20 @@ class ProcessSampler:
             half = len(rss) // 2 or 1
             first_half = statistics.median(rss[:half])
             second_half = statistics.median(rss[half:]) if rss[half:] else first_half
+            # And the slope over the last third, in MiB per minute: a bounded
+            # cache that is still filling and a leak both grow in the second
+            # half; only a leak keeps growing at the end of a long run.
+            tail = rows[len(rows) * 2 // 3:]
+            slope = 0.0
+            if len(tail) >= 3:
+                ts = [t for t, _, _ in tail]
+                ms = [r / 2**20 for _, _, r in tail]
+                tm, mm = statistics.fmean(ts), statistics.fmean(ms)
+                var = sum((t - tm) ** 2 for t in ts)
+                if var:
+                    slope = sum((t - tm) * (m - mm) for t, m in zip(ts, ms, strict=True)) / var * 60
             out[name] = {
+                "rss_tail_slope_mib_per_min": slope,
                 "cpu_mean_pct": statistics.fmean(cpus),
                 "cpu_max_pct": max(cpus),
                 "rss_first_mib": rss[0] / 2**20,
