@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := nats-server redis-server chromium
+APT_PACKAGES := nats-server redis-server chromium firefox-esr
 NPM_STAMP := demo-client/node_modules/.installed
 
 .PHONY: all venv system-deps npm-deps test test-fast lint demo bench loadtest clean
