@@ -1,6 +1,6 @@
 # gamebus: the two commands a new user runs are `make demo` and `make test`.
 # Everything they need is installed here: Python packages into .venv, Debian
-# packages (nats-server, redis-server, chromium) with apt-get when missing.
+# packages (nats-server, redis-server, chromium, firefox-esr) with apt-get when missing.
 
 PYTHON ?= python3
 VENV   := .venv
