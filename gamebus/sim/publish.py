@@ -87,13 +87,17 @@ async def _play(
     stats: PublishStats,
     *,
     realtime: bool,
+    started_at: float,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]],
 ) -> None:
     match = sim.match_id
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
     sender = asyncio.ensure_future(_send_events(producer, match, queue, stats))
-    wall0 = clock()
+    # The match started at ``started_at`` (when the factory was asked for it),
+    # not when this task got to run: building a simulator takes a while, and
+    # anchoring later would publish every event of the match that much late.
+    wall0 = started_at
     try:
         for n, (ts, events) in enumerate(sim.ticks()):
             if realtime:
@@ -145,12 +149,14 @@ async def publish_matches(
 
     def start_one() -> None:
         nonlocal next_index
-        sim = factory(next_index, int(clock() * 1000))
+        started_at = clock()
+        sim = factory(next_index, int(started_at * 1000))
         next_index += 1
         if on_start is not None:
             on_start(sim)
         task = asyncio.ensure_future(
-            _play(producer, sim, stats, realtime=realtime, clock=clock, sleep=sleep)
+            _play(producer, sim, stats, realtime=realtime, started_at=started_at,
+                  clock=clock, sleep=sleep)
         )
         running.add(task)
 

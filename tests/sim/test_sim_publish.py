@@ -160,3 +160,39 @@ async def test_loop_mode_restarts_matches_with_new_ids():
     assert started[:5] == [f"loop{i}" for i in range(5)]
     ended = {e["match"] for _, _, e, _ in producer.sent if e["type"] == "match_end"}
     assert {"loop0", "loop1"} <= ended
+
+
+async def test_real_time_events_are_published_when_their_ts_comes_round_even_if_building_a_match_is_slow():
+    """Building a simulator takes time; it must not shift every event of the match late."""
+    now = [START / 1000.0]
+
+    def clock() -> float:
+        return now[0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    def slow_factory(index: int, start_ts_ms: int) -> MatchSimulator:
+        sim = MatchSimulator(seed=40 + index, match_id=f"slow{index}", players=6, cheaters=1,
+                             duration_s=2.0, start_ts_ms=start_ts_ms)
+        now[0] += 0.8  # what a real build costs on a busy machine
+        return sim
+
+    class TimedProducer(FakeProducer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lateness_ms: list[float] = []
+
+        def send_nowait(self, topic: str, event: Any, *, key: str | None = None,
+                        acks: Any = None) -> None:
+            self.lateness_ms.append(now[0] * 1000 - event["ts"])
+            super().send_nowait(topic, event, key=key, acks=acks)
+
+    producer = TimedProducer()
+    await publish_matches(producer, slow_factory, concurrent=1, total=1, realtime=True,
+                          clock=clock, sleep=sleep)
+    late = sorted(producer.lateness_ms)
+    # Only the ticks that fell due while the match was being built go out late.
+    assert late[len(late) // 2] < 1.0
+    assert late[-1] <= 1_000.0
