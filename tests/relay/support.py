@@ -86,6 +86,24 @@ class Client:
                     out.extend(msg["events"])
         return out
 
+    async def read_seqs(
+        self, seen: list[int], count: int, *, topic: str | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Append each event's ``seq`` to ``seen`` until it holds ``count``.
+
+        Returns the resume position after the last frame read, in the shape a
+        ``sub`` message's ``resume`` takes: ``{"offsets": ..., "epochs": ...}``.
+        """
+        offsets: dict[str, int] = {}
+        epochs: dict[str, int] = {}
+        while len(seen) < count:
+            msg = await self.recv(timeout)
+            if msg["op"] == "events" and (topic is None or msg["topic"] == topic):
+                seen += [e["seq"] for e in msg["events"]]
+                offsets.update(msg["position"]["offsets"])
+                epochs.update({t: msg["position"]["epoch"] for t in msg["position"]["offsets"]})
+        return {"offsets": offsets, "epochs": epochs}
+
     async def close(self) -> None:
         await self.ws.close()
 

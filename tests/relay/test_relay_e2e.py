@@ -88,23 +88,13 @@ async def test_resume_on_another_relay_has_no_gap_and_no_duplicate(relays: tuple
     await first.subscribe(match)
     producer = asyncio.create_task(produce())
     seen: list[int] = []
-    offsets: dict[str, int] = {}
-    epochs: dict[str, int] = {}
-    while len(seen) < 60:
-        msg = await first.recv()
-        if msg["op"] == "events":
-            seen += [e["seq"] for e in msg["events"]]
-            offsets.update(msg["position"]["offsets"])
-            epochs.update({t: msg["position"]["epoch"] for t in msg["position"]["offsets"]})
+    resume = await first.read_seqs(seen, 60)
     await first.close()
     await asyncio.sleep(0.2)  # miss some
     second = await Client.open(relay_b.url, token())
-    reply = await second.subscribe(match, resume={"offsets": offsets, "epochs": epochs})
+    reply = await second.subscribe(match, resume=resume)
     assert reply["gap"] is False and reply["replayed"] > 0
-    while len(seen) < total:
-        msg = await second.recv()
-        if msg["op"] == "events" and msg["topic"] == EVENTS_TOPIC:
-            seen += [e["seq"] for e in msg["events"]]
+    await second.read_seqs(seen, total, topic=EVENTS_TOPIC)
     await producer
     assert seen == list(range(total))
     await second.close()
