@@ -12,26 +12,10 @@ import asyncio
 
 import pytest
 
-from gamebus.engines.base import Batch, Bus, Position, Subscription
+from gamebus.engines.base import Bus, Position
 from gamebus.errors import EpochMismatch, OffsetOutOfRange, TopicExists, UnknownTopic
 from gamebus.partitioning import partition_for_key
-
-
-async def collect(sub: Subscription, count: int, *, timeout_s: float = 10.0) -> list[Batch]:
-    batches: list[Batch] = []
-
-    async def run() -> None:
-        async for batch in sub:
-            batches.append(batch)
-            if sum(len(b.records) for b in batches) >= count:
-                return
-
-    await asyncio.wait_for(run(), timeout_s)
-    return batches
-
-
-def flat(batches: list[Batch]) -> list[tuple[int, bytes]]:
-    return [(b.base_offset + i, r) for b in batches for i, r in enumerate(b.records)]
+from tests.support.bus import collect, records_with_offsets
 
 
 async def test_bus_is_a_bus(bus: Bus) -> None:
@@ -68,7 +52,7 @@ async def test_produced_records_are_fetched_at_the_offsets_the_produce_reported(
         assert result is not None and result.partition == 0
         expected.update({result.offset_of(i): r for i, r in enumerate(records)})
     meta = (await bus.metadata(topic))[0]
-    got = flat(await bus.fetch(topic, 0, meta.log_start))
+    got = records_with_offsets(await bus.fetch(topic, 0, meta.log_start))
     assert dict(got) == expected
     offsets = [o for o, _ in got]
     assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
@@ -89,7 +73,7 @@ async def test_a_retried_idempotent_produce_is_stored_once(bus: Bus, topic: str)
     assert first is not None and again is not None
     assert again.duplicate and again.base_offset == first.base_offset
     start = (await bus.metadata(topic))[0].log_start
-    assert [r for _, r in flat(await bus.fetch(topic, 0, start))] == [b"x", b"y"]
+    assert [r for _, r in records_with_offsets(await bus.fetch(topic, 0, start))] == [b"x", b"y"]
 
 
 async def test_acks_none_returns_none(bus: Bus, topic: str) -> None:
@@ -114,7 +98,7 @@ async def test_subscribe_from_earliest_then_resume_from_a_batch_position(
         rest = await collect(sub, 3 - sum(len(b.records) for b in first))
     finally:
         await sub.close()
-    records = [r for _, r in flat(first) + flat(rest)]
+    records = [r for _, r in records_with_offsets(first) + records_with_offsets(rest)]
     assert records == [b"r0", b"r2", b"r4"]
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gamebus.engines import connect
-from gamebus.engines.base import Batch, Bus, Position, Subscription
+from gamebus.engines.base import Bus, Position
 from gamebus.engines.jetstream import JetStreamBus, connect_jetstream
 from gamebus.errors import (
     ConfigError,
@@ -20,26 +20,9 @@ from gamebus.errors import (
 )
 from gamebus.partitioning import partition_for_key
 from tests.nats.support import NatsServer
+from tests.support.bus import collect, records_with_offsets
 
 pytestmark = pytest.mark.nats
-
-
-async def collect(sub: Subscription, count: int, *, timeout_s: float = 10.0) -> list[Batch]:
-    """Batches from ``sub`` until they hold ``count`` records."""
-    batches: list[Batch] = []
-
-    async def run() -> None:
-        async for batch in sub:
-            batches.append(batch)
-            if sum(len(b.records) for b in batches) >= count:
-                return
-
-    await asyncio.wait_for(run(), timeout_s)
-    return batches
-
-
-def records_with_offsets(batches: list[Batch]) -> list[tuple[int, bytes]]:
-    return [(b.base_offset + i, r) for b in batches for i, r in enumerate(b.records)]
 
 
 async def test_bus_satisfies_the_protocol_and_connect_dispatches_nats_urls(
