@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 
 import pytest
 
@@ -12,9 +11,10 @@ from anticheat import model
 from anticheat.consumer import AnticheatService
 from anticheat.service import CoreConfig, ScoringCore
 from gamebus.engines import connect
-from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, POSITIONS_TOPIC, decode_event, encode_event
+from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC, decode_event, encode_event
 from gamebus.sim import simulate_match
 from tests.support.broker import BrokerProcess
+from tests.support.bus import first_alert
 
 MATCH = "e2e-m1"
 
@@ -94,7 +94,7 @@ async def test_service_publishes_an_explained_alert_for_a_blatant_cheater(tmp_pa
             service = AnticheatService(bus, small_bundle, start="earliest",
                                        config=CoreConfig(score_interval_ms=2000))
             task = asyncio.ensure_future(service.run())
-            alert = await _first_alert(bus, cheater, timeout_s=30.0)
+            alert = await first_alert(bus, MATCH, cheater, timeout_s=30.0)
             service.stop()
             await asyncio.wait_for(task, 15.0)
         finally:
@@ -110,23 +110,6 @@ async def test_service_publishes_an_explained_alert_for_a_blatant_cheater(tmp_pa
     topics = {ref[0] for ref in alert["evidence"]["events"]} | {alert["evidence"]["positions"][0]}
     assert topics <= {POSITIONS_TOPIC, EVENTS_TOPIC}
     assert service.counters["malformed"] == 2
-
-
-async def _first_alert(bus, player: str, *, timeout_s: float) -> dict:
-    part = await bus.partition_for(ALERTS_TOPIC, MATCH)
-    deadline = time.monotonic() + timeout_s
-    offset = 0
-    while time.monotonic() < deadline:
-        info = next(p for p in await bus.metadata(ALERTS_TOPIC) if p.partition == part)
-        if info.log_end > offset:
-            for batch in await bus.fetch(ALERTS_TOPIC, part, offset):
-                for raw in batch.records:
-                    ev = decode_event(raw)
-                    if ev["player"] == player:
-                        return ev
-                offset = batch.next_offset
-        await asyncio.sleep(0.2)
-    pytest.fail(f"no alert for {player} within {timeout_s}s")
 
 
 @pytest.fixture(scope="module")

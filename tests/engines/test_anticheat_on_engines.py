@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import time
 from typing import Any
 
 import pytest
@@ -22,14 +21,13 @@ from gamebus.engines import connect
 from gamebus.engines.base import Bus
 from gamebus.errors import TopicExists
 from gamebus.events import (
-    ALERTS_TOPIC,
     DEFAULT_TOPICS,
     EVENTS_TOPIC,
     POSITIONS_TOPIC,
-    decode_event,
     encode_event,
 )
 from gamebus.sim import simulate_match
+from tests.support.bus import first_alert
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -53,24 +51,6 @@ async def _publish(bus: Bus, events: list[dict[str, Any]]) -> None:
             await bus.produce(topic, part, records[i : i + 500], acks="durable")
 
 
-async def _first_alert(bus: Bus, player: str, *, timeout_s: float) -> dict[str, Any]:
-    part = await bus.partition_for(ALERTS_TOPIC, MATCH)
-    deadline = time.monotonic() + timeout_s
-    offset: int | None = None
-    while time.monotonic() < deadline:
-        info = next(p for p in await bus.metadata(ALERTS_TOPIC) if p.partition == part)
-        offset = info.log_start if offset is None else offset
-        if info.log_end > offset:
-            for batch in await bus.fetch(ALERTS_TOPIC, part, offset):
-                for raw in batch.records:
-                    ev = decode_event(raw)
-                    if ev["player"] == player:
-                        return ev
-                offset = batch.next_offset
-        await asyncio.sleep(0.2)
-    pytest.fail(f"no alert for {player} within {timeout_s}s")
-
-
 async def test_the_anticheat_service_alerts_on_a_teleporter(engine_url: str) -> None:
     from tests.nats.support import wait_for_jetstream
 
@@ -89,7 +69,7 @@ async def test_the_anticheat_service_alerts_on_a_teleporter(engine_url: str) -> 
         )
         task = asyncio.ensure_future(service.run())
         try:
-            alert = await _first_alert(bus, cheater, timeout_s=45.0)
+            alert = await first_alert(bus, MATCH, cheater, timeout_s=45.0)
         finally:
             service.stop()
             await asyncio.wait_for(task, 15.0)
