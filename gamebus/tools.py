@@ -4,8 +4,8 @@
     gamebus topics list
     gamebus topics describe NAME
     gamebus produce TOPIC [--acks durable] < events.jsonl       # one JSON event per line
-    gamebus consume TOPIC [TOPIC...] [--from earliest|latest|EPOCH:OFFSET] [--group G]
-                          [--max N] [--idle-timeout S] [--meta]  # JSON lines on stdout
+    gamebus consume TOPIC [TOPIC...] [--from earliest|latest|[TOPIC/]PARTITION:EPOCH:OFFSET ...]
+                          [--group G] [--max N] [--idle-timeout S] [--meta]  # JSON lines
 
 ``--url`` defaults to ``$GAMEBUS_URL`` or ``gamebus://127.0.0.1:7400`` and
 ``--token`` to ``$GAMEBUS_TOKEN``. Errors are one line on stderr and exit
@@ -57,8 +57,11 @@ def register(subparsers: Any) -> None:
 
     consume = subparsers.add_parser("consume", help="print events as JSON lines")
     consume.add_argument("topics", nargs="+")
-    consume.add_argument("--from", dest="start", default="latest",
-                         help="earliest, latest, or EPOCH:OFFSET (single-partition topics)")
+    consume.add_argument("--from", dest="start", action="append", default=None,
+                         metavar="POSITION",
+                         help="earliest, latest (the default), or [TOPIC/]PARTITION:EPOCH:OFFSET "
+                              "(repeatable, one per partition; unlisted partitions start at "
+                              "latest; EPOCH:OFFSET alone means partition 0)")
     consume.add_argument("--group", default=None, help="consume as a member of this group")
     consume.add_argument("--max", type=int, default=None, help="stop after N events")
     consume.add_argument("--idle-timeout", type=float, default=None,
@@ -157,15 +160,41 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _parse_start(text: str, topics: list[str]) -> Any:
+def parse_start(texts: list[str] | None, topics: list[str]) -> Any:
+    """Turn the ``--from`` values into a :class:`~gamebus.client.Consumer` start.
+
+    ``--meta`` prints each event's partition, epoch and offset, so an analyst
+    can resume exactly where a previous run stopped, partition by partition:
+    ``--from 3:2:1041 --from 5:2:998``. A position without a topic applies to
+    every topic consumed; ``EPOCH:OFFSET`` alone is partition 0, for
+    single-partition topics.
+
+    >>> parse_start(["game.events/3:2:1041"], ["game.events"])
+    {('game.events', 3): Position(epoch=2, offset=1041)}
+    """
     from gamebus.engines.base import Position
 
-    if text in ("earliest", "latest"):
-        return text
-    epoch, sep, offset = text.partition(":")
-    if not sep or not epoch.isdigit() or not offset.isdigit():
-        raise ConfigError(f"--from expects earliest, latest or EPOCH:OFFSET, not {text!r}")
-    return {(t, 0): Position(int(epoch), int(offset)) for t in topics}
+    texts = texts or ["latest"]
+    if len(texts) == 1 and texts[0] in ("earliest", "latest"):
+        return texts[0]
+    start: dict[tuple[str, int], Position] = {}
+    for text in texts:
+        topic, slash, rest = text.rpartition("/")
+        fields = rest.split(":")
+        if len(fields) == 2:
+            fields.insert(0, "0")
+        if (len(fields) != 3 or not all(f.isdigit() for f in fields)
+                or (slash and topic not in topics)):  # fmt: skip
+            raise ConfigError(
+                f"--from expects earliest, latest or [TOPIC/]PARTITION:EPOCH:OFFSET with a "
+                f"consumed topic, not {text!r}"
+            )
+        partition, epoch, offset = (int(f) for f in fields)
+        for t in [topic] if slash else topics:
+            if (t, partition) in start:
+                raise ConfigError(f"--from names {t}/{partition} twice")
+            start[(t, partition)] = Position(epoch, offset)
+    return start
 
 
 def _consume(args: argparse.Namespace) -> int:
@@ -176,7 +205,7 @@ async def _consume_async(args: argparse.Namespace) -> int:
     from gamebus.client import Consumer, Message
     from gamebus.errors import GamebusError
 
-    start = _parse_start(args.start, args.topics)
+    start = parse_start(args.start, args.topics)
     seen = 0
     async with Consumer(args.url, args.topics, token=args.token, group=args.group,
                         start=start) as consumer:  # fmt: skip
