@@ -12,6 +12,7 @@ and are returned beside the events, never inside them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -27,6 +28,7 @@ __all__ = [
     "Intensity",
     "sample_cheat",
     "sample_on_intervals",
+    "subtle_boost",
 ]
 
 Intensity = Literal["blatant", "subtle"]
@@ -43,15 +45,22 @@ CHEAT_KINDS: Final = (
 INTENSITIES: Final = ("blatant", "subtle")
 #: Share of cheaters who are closet cheaters (toggle on for part of the match).
 CLOSET_SHARE: Final = 0.3
+#: The band a subtle speedhack's speed-up stays in (x what the player's input gives).
+SUBTLE_BOOST: Final = (1.05, 1.15)
+#: How fast a subtle speedhack's speed-up returns to its mean, 1/s (it wanders over seconds).
+SUBTLE_BOOST_THETA: Final = 0.6
 
 
 @dataclass(frozen=True, slots=True)
 class CheatProfile:
     """One cheat's parameters; ``params`` holds the kind-specific numbers.
 
-    - speedhack: ``factor`` (x1.3-2.0 blatant, x1.05-1.15 subtle; the subtle
-      hack also keeps the reported speed under ``MAX_SPEED_MPS`` and the
-      acceleration under ``MAX_ACCEL_MPS2``, as tuned public hacks do).
+    - speedhack: ``factor`` (x1.3-2.0 blatant, fixed; subtle: the mean of a
+      speed-up that wanders inside x1.05-1.15 with sd ``wander_sd``, see
+      :func:`subtle_boost`). The subtle hack multiplies what the player's own
+      input gives (weapon cap, human velocity noise and all), keeps the
+      reported speed at most ``MAX_SPEED_MPS`` (a knife run looks like a knife
+      run) and the acceleration under ``MAX_ACCEL_MPS2``, as tuned hacks do.
     - teleport: ``rate_hz``, ``min_m``, ``max_m`` (15-40 m blatant, 2.5-4.5 m subtle).
     - fly: blatant hovers at ``altitude_m`` (3-8 m) with no gravity; subtle is
       low gravity (``gravity_scale`` 0.35-0.6) with more jumps.
@@ -117,7 +126,8 @@ def sample_cheat(rng: np.random.Generator, kind: str, intensity: Intensity) -> C
     blatant = intensity == "blatant"
     p: dict[str, float]
     if kind == "speedhack":
-        p = {"factor": _u(rng, 1.3, 2.0) if blatant else _u(rng, 1.05, 1.15)}
+        p = ({"factor": _u(rng, 1.3, 2.0)} if blatant
+             else {"factor": _u(rng, 1.07, 1.13), "wander_sd": _u(rng, 0.015, 0.035)})
     elif kind == "teleport":
         p = (
             {"rate_hz": _u(rng, 0.12, 0.3), "min_m": 15.0, "max_m": 40.0}
@@ -177,3 +187,26 @@ def sample_on_intervals(
         if b - a >= 500:
             out.append((a, b))
     return out or [(start_ms, min(start_ms + length, end_ms))]
+
+
+def subtle_boost(rng: np.random.Generator, current: float, params: dict[str, float], dt_s: float) -> float:
+    """The next tick's speed-up of a subtle speedhack.
+
+    Not a constant: an Ornstein-Uhlenbeck process around ``params["factor"]``
+    with stationary sd ``params["wander_sd"]``, reflected into
+    :data:`SUBTLE_BOOST`, so the cheat's speed spreads like a human's pace
+    instead of sitting at one ratio. ``current`` outside the band (the hack
+    was just switched on) starts at the mean.
+    """
+    lo, hi = SUBTLE_BOOST
+    mean = params["factor"]
+    if not lo <= current <= hi:
+        current = mean
+    theta = SUBTLE_BOOST_THETA
+    sigma = params["wander_sd"] * math.sqrt(2.0 * theta)
+    nxt = current + theta * (mean - current) * dt_s + sigma * math.sqrt(dt_s) * float(rng.standard_normal())
+    if nxt > hi:
+        nxt = 2.0 * hi - nxt
+    if nxt < lo:
+        nxt = 2.0 * lo - nxt
+    return min(max(nxt, lo), hi)

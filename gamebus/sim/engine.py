@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from gamebus.sim.cheats import subtle_boost
 from gamebus.sim.combat import Combat
 from gamebus.sim.engagement import IDLE, REACT, TRACK, AimNoise, evaluate_aim
 from gamebus.sim.movement import step_bodies
@@ -232,10 +233,15 @@ class Engine(Combat):
                 continue
             q = prof.params
             if prof.kind == "speedhack":
-                ctl.factor[i] = q["factor"]
                 if prof.intensity == "subtle":
-                    ctl.ceiling[i] = MAX_SPEED_MPS * 0.999
-                    ctl.accel[i] = MAX_ACCEL_MPS2 / q["factor"]
+                    f = self.boost[i] = subtle_boost(self._rng(i), float(self.boost[i]), q, self.dt_s)
+                    ctl.factor[i] = f
+                    ctl.ceiling[i] = MAX_SPEED_MPS
+                    # Headroom for the speed-up's own drift, so the seen
+                    # acceleration stays within the honest bound.
+                    ctl.accel[i] = 0.85 * MAX_ACCEL_MPS2 / f
+                else:
+                    ctl.factor[i] = q["factor"]
             elif prof.kind == "fly":
                 if prof.intensity == "blatant":
                     ctl.hover[i] = q["altitude_m"]

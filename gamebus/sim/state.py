@@ -152,6 +152,7 @@ class PlayerState:
         self.trig_target = np.zeros(n, dtype=np.int64)
         self.spawned_at = np.zeros(n)
         self.next_tp = np.full(n, np.inf)
+        self.boost = np.ones(n)  # a subtle speedhack's current speed-up (wanders, see cheats)
         self.params: list[AimParams] = [human_params(p) for p in self.profiles]
         self.engaged_params: list[AimParams] = list(self.params)
         self.kills = [[0, 0] for _ in matches]

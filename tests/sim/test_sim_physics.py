@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gamebus.sim import MatchRecording, simulate_match
+from gamebus.sim.cheats import SUBTLE_BOOST, subtle_boost
 from gamebus.sim.world import (
     GRAVITY,
     MAX_ACCEL_MPS2,
@@ -170,3 +171,37 @@ def test_closet_cheaters_break_physics_only_while_switched_on():
                     jumps += 1
                     assert player in labels and within(labels[player], b["ts"])
     assert jumps > 0
+
+
+def test_subtle_speedhack_speed_up_wanders_inside_its_band_around_its_mean():
+    rng = np.random.default_rng(5)
+    params = {"factor": 1.12, "wander_sd": 0.03}
+    boost, seen = 1.0, []
+    for _ in range(20 * 120):  # two minutes of ticks
+        boost = subtle_boost(rng, boost, params, DT)
+        seen.append(boost)
+    values = np.array(seen)
+    lo, hi = SUBTLE_BOOST
+    assert values.min() >= lo and values.max() <= hi
+    assert values[0] == pytest.approx(1.12, abs=0.02)  # switched on: starts near its mean
+    assert 0.015 <= values.std() <= 0.04  # it wanders, as a human's pace does
+    assert abs(values.mean() - 1.12) < 0.02
+    assert len(np.unique(np.round(values, 3))) > 50  # never pinned at one ratio
+
+
+def test_subtle_speedhack_speed_is_not_pinned_and_stays_in_the_human_band():
+    rec = _cheat_match("speedhack", "subtle")
+    profiles = {p.player: p for p in rec.players}
+    for label in rec.labels:
+        speeds = np.array([horizontal_speed(e) for e in rec.events
+                           if e["type"] == "pos" and e["player"] == label.player])
+        cap = WEAPON_MAX_SPEED_MPS[profiles[label.player].primary]
+        assert 1.07 - 1e-9 <= label.params["factor"] <= 1.13 + 1e-9  # its mean, inside the band
+        assert speeds.max() <= MAX_SPEED_MPS + EPS  # a knife run's speed, never more
+        if cap >= MAX_SPEED_MPS:
+            continue  # a pistol carrier is already at the limit: the hack has nothing to add
+        band = speeds[(speeds > cap * 1.01) & (speeds < MAX_SPEED_MPS - 0.01)]
+        assert len(band) > 20  # it does run faster than the weapon allows ...
+        # ... at a spread of speeds, not one value (0.05 m/s bins)
+        counts = np.unique(np.round(band / 0.05), return_counts=True)[1]
+        assert len(counts) >= 4 and counts.max() / len(band) < 0.6
