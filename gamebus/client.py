@@ -47,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -107,7 +107,10 @@ async def connect(url: str, token: str | None = None, **options: Any) -> Bus:
 
 
 def _new_producer_id() -> int:
-    return random.getrandbits(62)
+    # From the OS, not the ``random`` module: games and simulators seed that
+    # (the same seed in every game-server process), and two producers with
+    # one id would have each other's batches refused as out of sequence.
+    return secrets.randbits(62)
 
 
 class _Acc:

@@ -182,3 +182,25 @@ async def test_history_older_than_the_memory_window_is_read_from_segments(bus: B
     assert got == records
     (info,) = await bus.metadata(topic)
     assert info.extra["memory_bytes"] < 100_000 and info.extra["size_bytes"] > 400_000
+
+
+async def test_metrics_report_memory_window_bytes_per_topic(bus: Bus, shared_broker: BrokerProcess) -> None:
+    import urllib.request
+
+    await bus.create_topic("rt.window", partitions=2)
+    await bus.produce("rt.window", 0, [b"x" * 100] * 10, acks="memory")
+    with urllib.request.urlopen(shared_broker.admin_url + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    line = next(x for x in text.splitlines() if x.startswith('gamebus_memory_window_bytes{topic="rt.window"}'))
+    assert float(line.rsplit(" ", 1)[1]) >= 1000
+
+
+def test_producer_ids_do_not_follow_the_seeded_random_module() -> None:
+    import random
+
+    from gamebus.client import _new_producer_id
+
+    random.seed(7)
+    first = _new_producer_id()
+    random.seed(7)
+    assert _new_producer_id() != first
