@@ -46,7 +46,8 @@ class Broker:
         self.config = config
         self.metrics = BrokerMetrics()
         self.auth = Authorizer(config)
-        self.store = Store.open(config.data_dir, fsync=config.fsync)
+        self.store = Store.open(config.data_dir, fsync=config.fsync,
+                                memory_window_bytes=config.memory_window_bytes)
         self.offsets = OffsetStore(config.data_dir)
         self.hub = SubscriptionHub()
         self.flusher = Flusher(
@@ -278,9 +279,16 @@ class Broker:
                 for sub in p.subscribers.values():
                     yield [p.topic, str(p.index), str(sub.conn.id), str(sub.sid)], float(sub.lag)
 
+        def window() -> Iterable[tuple[list[str], float]]:
+            # Per topic: the bounded part of the broker's memory, so that RSS
+            # growth while windows fill can be told from a leak.
+            for topic in self.store.topics():
+                yield [topic], float(sum(p.log.memory_bytes for p in self.store.topic(topic)))
+
         labels = ["topic", "partition", "connection", "sub"]
         return {
             "gamebus_connections": ("Open client connections", [], lambda: [([], len(self.connections))]),
+            "gamebus_memory_window_bytes": ("Bytes held in the partitions' memory windows", ["topic"], window),
             "gamebus_pending_write_behind_bytes": ("Bytes appended, not yet written to segments", [], pending),
             "gamebus_subscriber_credit_bytes": ("Credit left per subscription", labels, subscribers),
             "gamebus_subscriber_lag_records": ("Records behind the log end per subscription", labels, lag),

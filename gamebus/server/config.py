@@ -8,6 +8,7 @@ sections; every key has a default, so an empty file is valid::
     default_partitions = 8
     flush_interval_ms = 2
     fsync = "always"              # or "interval", "never"
+    memory_window_bytes = 8388608 # per partition, default for new topics
 
     [limits]
     max_frame_bytes = 8388608
@@ -82,6 +83,9 @@ class BrokerConfig:
     #: With nobody waiting for durability, write behind at least this often.
     flush_idle_ms: float = 200.0
     fsync: str = "always"
+    #: Default for new topics: the newest bytes of each partition kept in
+    #: memory for readers (bounded; a fresh broker's RSS grows until full).
+    memory_window_bytes: int = 8 * 1024 * 1024
     group_session_timeout_ms: int = 10_000
     retention_check_ms: int = 30_000
     limits: Limits = field(default_factory=Limits)
@@ -168,4 +172,6 @@ def load_config(path: Path | None, *, data_dir: Path, **overrides: Any) -> Broke
         raise ConfigError(f"fsync must be always, interval or never, not {config.fsync!r}")
     if config.default_partitions < 1:
         raise ConfigError("default_partitions must be at least 1")
+    if config.memory_window_bytes < 0:
+        raise ConfigError("memory_window_bytes must not be negative")
     return config

@@ -31,8 +31,12 @@ class Store:
         }
 
     @classmethod
-    def open(cls, data_dir: Path, *, fsync: str = "always") -> Store:
-        config = LogConfig.from_dict({"fsync": fsync})
+    def open(cls, data_dir: Path, *, fsync: str = "always",
+             memory_window_bytes: int | None = None) -> Store:
+        base: dict[str, Any] = {"fsync": fsync}
+        if memory_window_bytes is not None:
+            base["memory_window_bytes"] = memory_window_bytes
+        config = LogConfig.from_dict(base)
         return cls(Log.open(data_dir, default_config=config))
 
     def topics(self) -> list[str]:

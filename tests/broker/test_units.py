@@ -72,3 +72,20 @@ def test_open_mode_binds_only_loopback(tmp_path: Path) -> None:
     check_bind(load_config(None, data_dir=tmp_path, host="::1"))
     with pytest.raises(ConfigError, match="loopback-only"):
         check_bind(load_config(None, data_dir=tmp_path, host="0.0.0.0"))
+
+
+def test_memory_window_bytes_from_the_config_file_is_the_default_of_new_topics(tmp_path: Path) -> None:
+    from gamebus.server.store import Store
+
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"broker": {"memory_window_bytes": 262_144}}))
+    config = load_config(path, data_dir=tmp_path / "d")
+    assert config.memory_window_bytes == 262_144
+    store = Store.open(config.data_dir, memory_window_bytes=config.memory_window_bytes)
+    try:
+        assert store.log.default_config.memory_window_bytes == 262_144
+    finally:
+        store.close()
+    path.write_text(json.dumps({"broker": {"memory_window_bytes": -1}}))
+    with pytest.raises(ConfigError, match="memory_window_bytes"):
+        load_config(path, data_dir=tmp_path / "d")
