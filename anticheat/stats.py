@@ -10,6 +10,7 @@ cost microseconds, and numpy's per-call overhead is larger than the work.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from bisect import bisect_right
@@ -31,10 +32,12 @@ class Histogram:
 
     __slots__ = ("_counts", "_edges", "count", "max", "total")
 
-    def __init__(self, edges: Sequence[float]) -> None:
-        if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
+    def __init__(self, edges: Sequence[float], *, _checked: bool = False) -> None:
+        if not _checked and (len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges))):
             raise ValueError("edges must be at least two increasing values")
-        self._edges = list(edges)
+        # Edges are never mutated, so histograms of one layout share them
+        # (a sliding window makes fresh histograms every few seconds).
+        self._edges = edges if isinstance(edges, tuple) else tuple(edges)
         self._counts = [0] * (len(edges) + 1)  # underflow, bins..., overflow
         self.count = 0
         self.max = -math.inf
@@ -42,14 +45,12 @@ class Histogram:
 
     @classmethod
     def linear(cls, lo: float, hi: float, bins: int) -> Histogram:
-        step = (hi - lo) / bins
-        return cls([lo + i * step for i in range(bins + 1)])
+        return cls(_linear_edges(lo, hi, bins), _checked=True)
 
     @classmethod
     def geometric(cls, lo: float, hi: float, bins: int) -> Histogram:
         """Bins of equal ratio, for values spanning orders of magnitude."""
-        ratio = (hi / lo) ** (1.0 / bins)
-        return cls([0.0] + [lo * ratio**i for i in range(bins + 1)])
+        return cls(_geometric_edges(lo, hi, bins), _checked=True)
 
     def add(self, value: float) -> None:
         self._counts[bisect_right(self._edges, value)] += 1
@@ -85,6 +86,22 @@ class Histogram:
     @property
     def mean(self) -> float:
         return self.total / self.count if self.count else NAN
+
+
+@functools.lru_cache(maxsize=64)
+def _linear_edges(lo: float, hi: float, bins: int) -> tuple[float, ...]:
+    if bins < 1 or hi <= lo:
+        raise ValueError("edges must be at least two increasing values")
+    step = (hi - lo) / bins
+    return tuple(lo + i * step for i in range(bins + 1))
+
+
+@functools.lru_cache(maxsize=64)
+def _geometric_edges(lo: float, hi: float, bins: int) -> tuple[float, ...]:
+    if bins < 1 or not 0 < lo < hi:
+        raise ValueError("edges must be at least two increasing values")
+    ratio = (hi / lo) ** (1.0 / bins)
+    return (0.0, *(lo * ratio**i for i in range(bins + 1)))
 
 
 class Samples:
