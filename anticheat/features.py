@@ -42,7 +42,7 @@ from typing import Any, Final, NamedTuple
 from anticheat.physics import Limits, aim_angles, angle_between, map_for, visible_many, wrap_deg
 from anticheat.stats import Histogram, Samples, quantile
 from gamebus.sim.weapons import hit_test
-from gamebus.sim.world import GameMap
+from gamebus.sim.world import PLAYER_RADIUS_M, GameMap
 
 __all__ = [
     "FEATURE_NAMES",
@@ -50,6 +50,8 @@ __all__ = [
     "MatchFeatures",
     "PlayerState",
     "Sample",
+    "ShotReading",
+    "Window",
     "shrink",
 ]
 
@@ -92,6 +94,9 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "cusum_trigger_max",
     "cusum_hitbox_max",
     "cusum_lock_max",
+    "cusum_turn_max",
+    "shot_turn_median_deg_s",
+    "shot_turn_fast_frac",
     "reaction_median_ms",
     "reaction_p10_ms",
     "reaction_std_ms",
@@ -99,6 +104,9 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "on_target_delay_median_ms",
     "on_target_delay_std_ms",
     "on_target_zero_frac",
+    "reaction_net_median_ms",
+    "engage_net_median_ms",
+    "flick_ms_per_bit_median",
     # outcomes
     "accuracy_eb",
     "headshot_eb",
@@ -107,6 +115,7 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "shots_per_min",
     "kills_per_min",
     "ping_ms",
+    "alive_s",
 )
 
 
@@ -133,6 +142,9 @@ class FeatureConfig:
     engagement_gap_ms: int = 3000
     burst_gap_ms: int = 1500
     history_ms: int = 2000
+    turn_fast_deg_s: float = 90.0
+    window_ms: int = 20_000
+    window_step_ms: int = 10_000
     accuracy_prior: tuple[float, float] = (3.0, 7.0)
     headshot_prior: tuple[float, float] = (2.0, 8.0)
 
@@ -146,6 +158,22 @@ class Sample(NamedTuple):
     z: float
     yaw: float
     pitch: float
+
+
+class ShotReading(NamedTuple):
+    """What one settled shot showed; NaN where the shot does not measure it.
+
+    Computed once per shot (line of sight is the expensive part) and folded
+    into the match-long state and into every window the shot falls in.
+    """
+
+    error_deg: float  # crosshair to the nearer of chest and head, at the shot
+    on_box: bool  # the game's hit test on the crosshair at the shot's tick
+    turn_deg_s: float  # how fast the view turned over the tick of the shot
+    engage_ms: float  # target became visible -> this shot (first shot of an onset)
+    reaction_ms: float  # target became visible -> view starts turning toward it
+    delay_ms: float  # crosshair met the hitbox -> shot
+    flick_ms_per_bit: float  # flick time over its Fitts index of difficulty
 
 
 def shrink(successes: float, trials: float, prior: tuple[float, float]) -> float:
@@ -215,11 +243,17 @@ class PlayerState:
         # CUSUM of per-shot log-likelihood ratios (bot-like vs human-like): it
         # climbs during a toggled-on stretch and sinks back after, so its
         # maximum finds a closet cheater's burst wherever it falls.
-        self.cusum = {"cusum_trigger_max": 0.0, "cusum_hitbox_max": 0.0, "cusum_lock_max": 0.0}
+        self.cusum = {"cusum_trigger_max": 0.0, "cusum_hitbox_max": 0.0, "cusum_lock_max": 0.0,
+                      "cusum_turn_max": 0.0}
         self.cusum_now = {k: 0.0 for k in self.cusum}
         self.aimed_shots = 0
         self.reaction = Samples()
+        self.reaction_net = Samples()
         self.engage_ms = Samples()
+        self.engage_net = Samples()
+        self.flick = Samples()
+        self.shot_turn = Samples()
+        self.turn_fast = 0
         self.on_target = Samples()
         self.on_target_zero = 0
         self.intervals = Samples()
@@ -352,14 +386,39 @@ class PlayerState:
         if engagement is not None and ts - engagement[1] <= self.config.engagement_gap_ms:
             self.ttk.add(float(ts - engagement[0]))
 
+    def settled(self, r: ShotReading) -> None:
+        """Fold one analysed shot into the state (see :class:`ShotReading`)."""
+        self.aimed(r.error_deg)
+        self.on_hitbox += int(r.on_box)
+        self.last_delay = r.delay_ms
+        ping = self.ping_ms
+        if not math.isnan(r.turn_deg_s):
+            self.shot_turn.add(r.turn_deg_s)
+            self.turn_fast += int(r.turn_deg_s >= self.config.turn_fast_deg_s)
+        if not math.isnan(r.engage_ms):
+            self.engage_ms.add(r.engage_ms)
+            if not math.isnan(ping):
+                self.engage_net.add(r.engage_ms - ping)
+        if not math.isnan(r.reaction_ms):
+            self.reaction.add(r.reaction_ms)
+            if not math.isnan(ping):
+                self.reaction_net.add(r.reaction_ms - ping)
+            self.window_reaction(r.reaction_ms)
+        if not math.isnan(r.flick_ms_per_bit):
+            self.flick.add(r.flick_ms_per_bit)
+        if not math.isnan(r.delay_ms):
+            self.on_target.add(r.delay_ms)
+            self.on_target_zero += int(r.delay_ms <= 1.0)
+        self.window_shot(r.on_box, r.turn_deg_s >= self.config.turn_fast_deg_s)
+
     # --- the vector -------------------------------------------------------
 
-    def window_shot(self, on_box: bool) -> None:
+    def window_shot(self, on_box: bool, turning: bool = False) -> None:
         """Fold the settled shot into the rolling window and keep its extremes."""
         trigger = on_box and self.last_delay <= 1.0  # fired the tick the crosshair met the hitbox
         locked = self.shot_error_last <= self.config.lock_deg
         for name, hit in (("cusum_trigger_max", trigger), ("cusum_hitbox_max", on_box),
-                          ("cusum_lock_max", locked)):
+                          ("cusum_lock_max", locked), ("cusum_turn_max", turning)):
             up, down = _CUSUM_STEPS[name]
             now = max(0.0, self.cusum_now[name] + (up if hit else down))
             self.cusum_now[name] = now
@@ -434,6 +493,8 @@ class PlayerState:
             "shot_on_hitbox_frac": self.on_hitbox / self.aimed_shots if self.aimed_shots else NAN,
             **self.win,
             **(self.cusum if self.aimed_shots else dict.fromkeys(self.cusum, NAN)),
+            "shot_turn_median_deg_s": self.shot_turn.quantile(0.5),
+            "shot_turn_fast_frac": self.turn_fast / len(self.shot_turn) if len(self.shot_turn) else NAN,
             "reaction_median_ms": self.reaction.quantile(0.5),
             "reaction_p10_ms": self.reaction.quantile(0.1),
             "reaction_std_ms": self.reaction.std(),
@@ -441,6 +502,9 @@ class PlayerState:
             "on_target_delay_median_ms": self.on_target.quantile(0.5),
             "on_target_delay_std_ms": self.on_target.std(),
             "on_target_zero_frac": self.on_target_zero / len(self.on_target) if len(self.on_target) else NAN,
+            "reaction_net_median_ms": self.reaction_net.quantile(0.5),
+            "engage_net_median_ms": self.engage_net.quantile(0.5),
+            "flick_ms_per_bit_median": self.flick.quantile(0.5),
             "accuracy_eb": shrink(hits, shots, cfg.accuracy_prior),
             "headshot_eb": shrink(heads, hits, cfg.headshot_prior),
             "ttk_median_ms": self.ttk.quantile(0.5),
@@ -448,12 +512,44 @@ class PlayerState:
             "shots_per_min": per_min(self.shots),
             "kills_per_min": per_min(self.kills),
             "ping_ms": self.ping_ms,
+            "alive_s": self.alive_ms / 1000.0,
         }
         return v
 
 
+class Window:
+    """One sliding window of a match: fresh per-player states for ``[start, end)``.
+
+    A window's players start from nothing at ``start``, so its vector reads
+    only what happened inside it: a closet cheater's toggled-on stretch
+    fills a window as a full-time cheater's play does, instead of being
+    diluted by the rest of the match.
+    """
+
+    __slots__ = ("end", "players", "start")
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start, self.end = start, end
+        self.players: dict[str, PlayerState] = {}
+
+    def state(self, base: PlayerState) -> PlayerState:
+        st = self.players.get(base.player)
+        if st is None:
+            st = self.players[base.player] = PlayerState(base.player, base.config)
+            st.team, st.weapon, st.ping_ms = base.team, base.weapon, base.ping_ms
+        return st
+
+
 class MatchFeatures:
-    """The features of every player of one match, fed in ``ts`` order."""
+    """The features of every player of one match, fed in ``ts`` order.
+
+    Besides the match-long state of each player (:attr:`players`) it keeps
+    sliding windows (:class:`Window`, ``window_ms`` long, one starting every
+    ``window_step_ms``): every event of a player goes to the match-long
+    state and to the states of the windows its ``ts`` falls in. A window is
+    complete once an event at or past its end arrives;
+    :meth:`take_windows` hands complete windows over (once) for scoring.
+    """
 
     def __init__(self, match: str, config: FeatureConfig | None = None) -> None:
         self.match = match
@@ -466,12 +562,54 @@ class MatchFeatures:
         # Shots wait for the positions of their tick: the game server sends a
         # shot before the tick's positions, and the hit test it ran used them.
         self.pending: list[tuple[PlayerState, str | None, Sample]] = []
+        self.windows: list[Window] = []
+        self.next_window_ts: int | None = None
 
     def player(self, player: str) -> PlayerState:
         state = self.players.get(player)
         if state is None:
             state = self.players[player] = PlayerState(player, self.config)
         return state
+
+    # --- windows ----------------------------------------------------------
+
+    def _roll(self, ts: int) -> None:
+        cfg = self.config
+        if cfg.window_ms <= 0 or cfg.window_step_ms <= 0:
+            return
+        if self.next_window_ts is None:
+            self.next_window_ts = ts
+        while ts >= self.next_window_ts:
+            self.windows.append(Window(self.next_window_ts, self.next_window_ts + cfg.window_ms))
+            self.next_window_ts += cfg.window_step_ms
+        # Complete windows nobody took (no scorer attached) are not kept forever.
+        stale = ts - 2 * cfg.window_ms
+        if self.windows and self.windows[0].end < stale:
+            self.windows = [w for w in self.windows if w.end >= stale]
+
+    def _views(self, state: PlayerState, ts: int) -> list[PlayerState]:
+        """The match-long state and the window states an event at ``ts`` belongs to."""
+        views = [state]
+        for w in self.windows:
+            if w.start <= ts < w.end:
+                views.append(w.state(state))
+        return views
+
+    def take_windows(self) -> list[Window]:
+        """Complete windows not handed over yet (each is handed over once)."""
+        self.settle(self.last_pos_ts)
+        done = [w for w in self.windows if w.end <= self.last_ts]
+        if done:
+            self.windows = [w for w in self.windows if w.end > self.last_ts]
+        return done
+
+    def window_vectors(self, window: Window, *, min_alive_ms: int) -> dict[str, dict[str, float]]:
+        """Vectors of the players of ``window`` with at least ``min_alive_ms`` of play in it."""
+        step = self.median_step_ms()
+        return {name: st.vector(median_step_ms=step) for name, st in window.players.items()
+                if st.alive_ms >= min_alive_ms}
+
+    # --- events -----------------------------------------------------------
 
     def update(self, event: Mapping[str, Any]) -> None:
         """Fold one decoded, validated event into the state."""
@@ -480,13 +618,18 @@ class MatchFeatures:
         self.last_ts = max(self.last_ts, ts)
         if self.pending and ts > self.last_pos_ts:
             self.settle(self.last_pos_ts)
+        self._roll(ts)
         if etype == "round_start" or etype == "match_end":
             if isinstance(event.get("map"), str):
                 self.map_name = event["map"]
                 self.game_map = map_for(self.map_name)
             if etype == "round_start":
+                grace = ts + self.config.spawn_grace_ms
                 for state in self.players.values():
-                    state.grace_until = ts + self.config.spawn_grace_ms
+                    state.grace_until = grace
+                for w in self.windows:
+                    for state in w.players.values():
+                        state.grace_until = grace
             return
         player = event.get("player")
         if not isinstance(player, str):
@@ -495,18 +638,20 @@ class MatchFeatures:
         if etype == "pos":
             self.last_pos_ts = max(self.last_pos_ts, ts)
             ping = event.get("ping")
-            if isinstance(ping, int) and not isinstance(ping, bool):
-                state.ping_ms = float(ping)
-            if isinstance(event.get("weapon"), str):
-                state.weapon = event["weapon"]
-            state.position(
-                Sample(ts, float(event["x"]), float(event["y"]), float(event["z"]),
-                       float(event["yaw"]), float(event["pitch"]))
-            )
+            weapon = event.get("weapon")
+            sample = Sample(ts, float(event["x"]), float(event["y"]), float(event["z"]),
+                            float(event["yaw"]), float(event["pitch"]))
+            for st in self._views(state, ts):
+                if isinstance(ping, int) and not isinstance(ping, bool):
+                    st.ping_ms = float(ping)
+                if isinstance(weapon, str):
+                    st.weapon = weapon
+                st.position(sample)
         elif etype == "spawn":
-            if isinstance(event.get("team"), str):
-                state.team = event["team"]
-            state.spawn(ts, event)
+            for st in self._views(state, ts):
+                if isinstance(event.get("team"), str):
+                    st.team = event["team"]
+                st.spawn(ts, event)
         elif etype == "join":
             if isinstance(event.get("team"), str):
                 state.team = event["team"]
@@ -516,19 +661,26 @@ class MatchFeatures:
         elif etype == "shot":
             self._shot(state, ts, event)
         elif etype == "hit":
-            state.hits += 1
-            state.headshots += int(bool(event.get("headshot")))
+            for st in self._views(state, ts):
+                st.hits += 1
+                st.headshots += int(bool(event.get("headshot")))
         elif etype == "kill":
             target = event.get("target")
             if isinstance(target, str):
-                state.killed(target, ts, bool(event.get("headshot")))
+                for st in self._views(state, ts):
+                    st.killed(target, ts, bool(event.get("headshot")))
                 victim = self.players.get(target)
                 if victim is not None:
-                    victim.engagements.clear()
+                    for st in self._views(victim, ts):
+                        st.engagements.clear()
 
     def _shot(self, state: PlayerState, ts: int, event: Mapping[str, Any]) -> None:
         weapon = event.get("weapon")
-        state.shot(ts, weapon if isinstance(weapon, str) else None)
+        target = event.get("target")
+        for st in self._views(state, ts):
+            st.shot(ts, weapon if isinstance(weapon, str) else None)
+            if isinstance(target, str):
+                st.engage(target, ts)  # at once: a kill in the same tick ends the engagement
         here = state.history[-1] if state.history else None
         x, y, z = _num(event, "x"), _num(event, "y"), _num(event, "z")
         if math.isnan(x + y + z):
@@ -536,9 +688,6 @@ class MatchFeatures:
                 return
             x, y, z = here.x, here.y, here.z
         yaw, pitch = float(event["yaw"]), float(event["pitch"])
-        target = event.get("target")
-        if isinstance(target, str):
-            state.engage(target, ts)  # at once: a kill in the same tick ends the engagement
         self.pending.append((state, target if isinstance(target, str) else None,
                              Sample(ts, x, y, z, yaw, pitch)))
 
@@ -549,22 +698,40 @@ class MatchFeatures:
             if shot.ts > upto_ts:
                 keep.append((state, target, shot))
                 continue
-            target_state = self.players.get(target) if target is not None else None
-            feet = (shot.x, shot.y, shot.z)
-            if target_state is None:
-                target_state = self._nearest_in_view(state, feet, shot.yaw, shot.pitch)
-            if target_state is None or not target_state.history:
+            reading, target_state = self._read_shot(state, target, shot)
+            if reading is None or target_state is None:
                 continue
-            t = _after(target_state.history, shot.ts)
-            state.aimed(_error_to(shot, t, self.config.limits))
-            on_box = hit_test(feet, shot.yaw, shot.pitch, (t.x, t.y, t.z)) is not None
-            state.on_hitbox += int(on_box)
-            state.last_delay = NAN
-            if target is None:
-                state.engage(target_state.player, shot.ts)
-            self._reaction(state, target_state, shot)
-            state.window_shot(on_box)
+            for st in self._views(state, shot.ts):
+                if target is None:
+                    st.engage(target_state.player, shot.ts)
+                st.settled(reading)
         self.pending = keep
+
+    def _read_shot(self, state: PlayerState, target: str | None,
+                   shot: Sample) -> tuple[ShotReading | None, PlayerState | None]:
+        target_state = self.players.get(target) if target is not None else None
+        feet = (shot.x, shot.y, shot.z)
+        if target_state is None:
+            target_state = self._nearest_in_view(state, feet, shot.yaw, shot.pitch)
+        if target_state is None or not target_state.history:
+            return None, None
+        t = _after(target_state.history, shot.ts)
+        error = _error_to(shot, t, self.config.limits)
+        on_box = hit_test(feet, shot.yaw, shot.pitch, (t.x, t.y, t.z)) is not None
+        engage, reaction, delay, flick = self._reaction(state, target_state, shot)
+        return ShotReading(error, on_box, self._turn_at(state, shot), engage, reaction,
+                           delay, flick), target_state
+
+    def _turn_at(self, state: PlayerState, shot: Sample) -> float:
+        """Angular speed of the view over the tick the shot was fired in (deg/s)."""
+        if not state.history:
+            return NAN
+        before = _at(state.history, shot.ts - 1)
+        after = _after(state.history, shot.ts)
+        dt_ms = after.ts - before.ts
+        if before.ts >= shot.ts or not 0 < dt_ms <= self.config.max_step_ms:
+            return NAN
+        return angle_between(before.yaw, before.pitch, shot.yaw, shot.pitch) * 1000.0 / dt_ms
 
     def _enemies(self, state: PlayerState) -> list[PlayerState]:
         return [
@@ -593,8 +760,9 @@ class MatchFeatures:
                 best, best_err = other, err
         return best
 
-    def _reaction(self, shooter: PlayerState, target: PlayerState, shot: Sample) -> None:
-        """Reaction, engagement and on-target times of one shot at ``target``.
+    def _reaction(self, shooter: PlayerState, target: PlayerState,
+                  shot: Sample) -> tuple[float, float, float, float]:
+        """Engagement, reaction, on-target and flick times of one shot at ``target``.
 
         Walks back from the shot through the shooter's recent positions (one
         vectorised line-of-sight call per shot, not per tick):
@@ -604,19 +772,25 @@ class MatchFeatures:
         - *reaction*: from that tick to the first tick that shows the view
           turning toward the target (the human's perception-to-motion delay,
           to within one tick);
+        - *flick*: from the last still tick to the first tick the crosshair is
+          within the target's body radius, per bit of Fitts' index of
+          difficulty ``log2(A / W + 1)`` (ms/bit: a human's ``b``, plus ``a``
+          spread over the bits); an aimbot's flick is faster than its
+          owner's hand;
         - *on-target delay*: how long the crosshair had been on the target's
           hitbox (the game's hit test) before the shot; a triggerbot fires on
           contact.
 
         A visibility onset is counted once: the first shot is the reaction,
-        the rest of the spray are follow-ups.
+        the rest of the spray are follow-ups (NaN for them).
         """
         cfg, lim = self.config, self.config.limits
+        engage = reaction = delay = flick = NAN
         ts = shot.ts
         window = [shot]
         window += [s for s in reversed(shooter.history) if ts - cfg.reaction_window_ms <= s.ts < ts]
         if len(window) < 3:
-            return
+            return engage, reaction, delay, flick
         targets = [_after(target.history, ts)] + [_at(target.history, s.ts) for s in window[1:]]
         seen = visible_many(self.game_map, [(s.x, s.y, s.z) for s in window],
                             [(t.x, t.y, t.z) for t in targets], lim)
@@ -629,16 +803,16 @@ class MatchFeatures:
         if onset is not None and shooter.reacted_onsets.get(target.player) != window[onset].ts:
             onset_ts = window[onset].ts
             shooter.reacted_onsets[target.player] = onset_ts
-            shooter.engage_ms.add(float(ts - onset_ts))
-            errors = [_error_to(s, t, lim) for s, t in zip(window[: onset + 1], targets, strict=False)]
-            errors.reverse()  # chronological, from the onset tick to the shot
+            engage = float(ts - onset_ts)
+            chrono = window[: onset + 1][::-1]  # from the onset tick to the shot
+            chrono_t = targets[: onset + 1][::-1]
+            errors = [_error_to(s, t, lim) for s, t in zip(chrono, chrono_t, strict=True)]
             first = errors[0]
             if first >= 3.0:
-                chrono = window[: onset + 1][::-1]
                 for k in range(1, len(errors)):
                     if errors[k - 1] - errors[k] >= max(1.0, 0.1 * first):
-                        shooter.reaction.add(float(chrono[k].ts - onset_ts))
-                        shooter.window_reaction(float(chrono[k].ts - onset_ts))
+                        reaction = float(chrono[k].ts - onset_ts)
+                        flick = _flick_ms_per_bit(chrono, chrono_t, errors, k - 1, lim)
                         break
         start = None
         for s, t in zip(window, targets, strict=True):
@@ -646,12 +820,10 @@ class MatchFeatures:
                 break
             start = s.ts
         else:
-            return  # on target for the whole window: tracking, not a trigger decision
+            return engage, reaction, delay, flick  # on target all along: tracking, not a trigger
         if start is not None:
             delay = float(ts - start)
-            shooter.last_delay = delay
-            shooter.on_target.add(delay)
-            shooter.on_target_zero += int(delay <= 1.0)
+        return engage, reaction, delay, flick
 
     # --- vectors ----------------------------------------------------------
 
@@ -690,7 +862,29 @@ _CUSUM_STEPS: Final[dict[str, tuple[float, float]]] = {
     "cusum_trigger_max": (math.log(0.85 / 0.35), math.log(0.15 / 0.65)),
     "cusum_hitbox_max": (math.log(0.97 / 0.50), math.log(0.03 / 0.50)),
     "cusum_lock_max": (math.log(0.90 / 0.25), math.log(0.10 / 0.75)),
+    "cusum_turn_max": (math.log(0.60 / 0.15), math.log(0.40 / 0.85)),
 }
+
+
+def _flick_ms_per_bit(chrono: list[Sample], targets: list[Sample], errors: list[float],
+                      still: int, lim: Limits) -> float:
+    """Time from ``chrono[still]`` to the first tick within the target's body radius, per bit.
+
+    NaN when the crosshair never got there before the shot or the flick is
+    too easy (under one bit) to say anything.
+    """
+    s, t = chrono[still], targets[still]
+    dist = math.hypot(t.x - s.x, t.y - s.y)
+    if dist <= 0.0:
+        return NAN
+    width = 2.0 * math.degrees(math.atan2(PLAYER_RADIUS_M, dist))
+    bits = math.log2(errors[still] / width + 1.0)
+    if bits < 1.0:
+        return NAN
+    for k in range(still + 1, len(errors)):
+        if errors[k] <= width / 2.0:
+            return (chrono[k].ts - s.ts) / bits
+    return NAN
 
 
 def _nanmax(a: float, b: float) -> float:
