@@ -13,12 +13,14 @@ released up to the lowest watermark of the *active* sources it has seen,
 minus ``reorder_ms``. A source that delivered nothing for ``idle_source_ms``
 (arrival time, passed in by the edge) stops holding others back, so a quiet
 topic cannot stall scoring. Next come the online features,
-the rules, and per player the running maximum of the model score (the
+the rules, and per player the running maximum of the model score over
+its match-long vector and its complete sliding windows (the
 per-player-per-match aggregate the policy's threshold was chosen on).
 
 The steps stay separate, as in ``STYLE.md``: :meth:`ScoringCore.feed`
-updates state; every ``score_interval_ms`` of match time the players are
-scored in one batch (``scorer.score_many``) and the :class:`~anticheat.model.Policy`
+updates state; every ``score_interval_ms`` of match time the players'
+match-long vectors and the windows completed since are scored in one batch
+(``scorer.score_many``) and the :class:`~anticheat.model.Policy`
 classifies each aggregate; alerts are built with their explanation. A flagged
 player is alerted once per kind and match, so the queue is not flooded.
 """
@@ -32,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from anticheat.dataset import MIN_WINDOW_ALIVE_MS
 from anticheat.features import FeatureConfig, MatchFeatures
 from anticheat.model import MIN_ALIVE_S, ModelBundle, to_matrix
 from anticheat.rules import MatchRules, RuleConfig, Violation
@@ -86,6 +89,7 @@ def feature_config_for(bundle: ModelBundle | None) -> FeatureConfig:
 class _PlayerOut:
     best: float = 0.0
     best_anomaly: float = -math.inf
+    best_window: tuple[int, int] | None = None  # span of the window that scored best, if one did
     alerted: set[str] = field(default_factory=set)
     refs: deque[Ref] = field(default_factory=lambda: deque(maxlen=12))
     first_pos: Ref | None = None
@@ -122,6 +126,8 @@ class ScoringCore:
         rule_config: RuleConfig | None = None,
     ) -> None:
         self.bundle = bundle
+        if bundle is not None:
+            _predict_on_one_thread()
         self.config = config or CoreConfig()
         self.rule_config = rule_config or RuleConfig()
         self.feature_config = feature_config_for(bundle)
@@ -252,20 +258,35 @@ class ScoringCore:
     # --- scoring and alerts -------------------------------------------------
 
     def _score(self, m: _Match, out: list[dict[str, Any]], *, final: bool) -> None:
-        step = m.features.median_step_ms()
-        ready = [(name, st) for name, st in m.features.players.items()
+        if self.bundle is None:
+            return
+        feats = m.features
+        step = feats.median_step_ms()
+        ready = [(name, st) for name, st in feats.players.items()
                  if st.alive_ms >= MIN_ALIVE_S * 1000]
-        if not ready or self.bundle is None:
+        # Complete windows are scored once, beside the match-long vectors.
+        windows = [(name, vec, (w.start, w.end)) for w in feats.take_windows()
+                   for name, vec in feats.window_vectors(w, min_alive_ms=MIN_WINDOW_ALIVE_MS).items()]
+        if not ready and not windows:
             return
         vectors = [st.vector(median_step_ms=step) for _, st in ready]
-        x = to_matrix(vectors, self.bundle.feature_names)
+        x = to_matrix(vectors + [vec for _, vec, _ in windows], self.bundle.feature_names)
         scores = self.bundle.scorer.score_many(x)
         anomalies = self.bundle.scorer.anomaly_many(x)
-        self.counters.scored += len(ready)
-        ts = m.features.last_ts
-        for (name, st), vec, s, a in zip(ready, vectors, scores, anomalies, strict=True):
+        self.counters.scored += len(x)
+        best_vec: dict[str, dict[str, float]] = {}
+        for (name, vec, span), s in zip(windows, scores[len(ready):], strict=True):
             p = m.out(name)
-            p.best = max(p.best, float(s))
+            if float(s) > p.best:
+                p.best, p.best_window, best_vec[name] = float(s), span, vec
+        ts = feats.last_ts
+        n = len(ready)
+        for (name, st), vec, s, a in zip(ready, vectors, scores[:n], anomalies[:n], strict=True):
+            p = m.out(name)
+            if float(s) > p.best:
+                p.best, p.best_window = float(s), None
+            else:
+                vec = best_vec.get(name, vec)
             p.best_anomaly = max(p.best_anomaly, float(a))
             out.append({
                 "type": "anticheat.score", "match": m.features.match, "ts": ts, "player": name,
@@ -285,6 +306,8 @@ class ScoringCore:
         refs = [list(r) for r in p.refs]
         refs += [list(r) for r in extra if isinstance(r, tuple)]
         ev: dict[str, Any] = {"events": refs}
+        if p.best_window is not None:
+            ev["window"] = list(p.best_window)  # the stretch of match time that scored highest
         if p.first_pos is not None and p.last_pos is not None:
             ev["positions"] = [p.first_pos[0], p.first_pos[1], p.first_pos[2], p.last_pos[2]]
         return ev
@@ -344,6 +367,19 @@ class ScoringCore:
     def best_scores(self, match: str) -> dict[str, float]:
         m = self.matches.get(match)
         return {k: p.best for k, p in m.players.items()} if m else {}
+
+
+def _predict_on_one_thread() -> None:
+    """Model predictions in this process run on one OpenMP thread.
+
+    The service is sized for one core. scikit-learn's tree predictions fan a
+    batch out over every core; on a machine shared with other work those
+    threads wait for each other, and a 60-row batch that takes 10 ms on one
+    thread was measured at 170-440 ms. Process-wide, set once.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="openmp")
 
 
 def _short(text: str, limit: int = 128) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from anticheat.dataset import PlayerRecord, build_records, reshrink
+from anticheat.dataset import PlayerRecord, build_records, reshrink, snapshot_label
 from anticheat.features import FEATURE_NAMES
 from anticheat.model import MIN_ALIVE_S, ModelBundle, Scorer, threshold_for_fpr, to_matrix
 from anticheat.stats import beta_prior
@@ -45,10 +45,13 @@ def _training_rows(records: Sequence[PlayerRecord]) -> tuple[np.ndarray, np.ndar
     rows, labels, groups = [], [], []
     for r in records:
         for snap in r.snapshots:
-            if r.label and snap.cheat_s < 15.0:
-                continue  # a closet cheater who has not cheated yet is not an example of cheating
+            # Labelled by what the snapshot covers: a closet cheater's window
+            # with the cheat off is honest play, one with it on is cheating.
+            label = snapshot_label(bool(r.label), snap)
+            if label is None:
+                continue
             rows.append(snap.features)
-            labels.append(r.label)
+            labels.append(label)
             groups.append(r.match_index)
     return to_matrix(rows), np.array(labels, dtype=np.int64), np.array(groups, dtype=np.int64)
 
@@ -67,6 +70,17 @@ def aggregate(records: Sequence[PlayerRecord], scores: np.ndarray) -> np.ndarray
 
 def snapshot_matrix(records: Sequence[PlayerRecord]) -> np.ndarray:
     return to_matrix([s.features for r in records for s in r.snapshots])
+
+
+def _match_long(records: Sequence[PlayerRecord]) -> list[PlayerRecord]:
+    """The records with their match-long snapshots only (the anomaly score reads those)."""
+    out = []
+    for r in records:
+        snaps = [s for s in r.snapshots if not s.window]
+        if snaps:
+            out.append(PlayerRecord(match=r.match, match_index=r.match_index, seed=r.seed,
+                                    player=r.player, label=r.label, snapshots=snaps))
+    return out
 
 
 def fit(
@@ -103,7 +117,9 @@ def fit(
     )
     folds = min(3, len(set(groups.tolist())))
     splits = list(GroupKFold(n_splits=folds).split(x, y, groups))
-    supervised = CalibratedClassifierCV(hgb, method="sigmoid", cv=splits)
+    # ensemble=False: one booster (fitted on everything) calibrated on the
+    # out-of-fold predictions, so scoring walks one set of trees, not three.
+    supervised = CalibratedClassifierCV(hgb, method="sigmoid", cv=splits, ensemble=False)
     supervised.fit(x, y)
     isolation = Pipeline([
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
@@ -111,11 +127,14 @@ def fit(
     ])
     isolation.fit(x[y == 0])
     scorer = Scorer(supervised, isolation, math.inf)
-    # Cut-offs on clean held-out players, per player per match (max over snapshots).
+    # Cut-offs on clean held-out players, per player per match (max over
+    # snapshots, windows included, as the service aggregates; the anomaly
+    # score over match-long snapshots only, the ones the service reads it on).
     clean = [r for r in calib if not r.label and r.snapshots]
     cx = snapshot_matrix(clean)
     policy = threshold_for_fpr(aggregate(clean, scorer.score_many(cx)), target_fpr)
-    iso = threshold_for_fpr(aggregate(clean, scorer.anomaly_many(cx)), target_fpr / 2)
+    long = _match_long(clean)
+    iso = threshold_for_fpr(aggregate(long, scorer.anomaly_many(snapshot_matrix(long))), target_fpr / 2)
     scorer.iso_cutoff = iso.threshold
     population = _population(clean)
     return ModelBundle(
@@ -129,7 +148,8 @@ def fit(
 
 def _population(clean: Sequence[PlayerRecord]) -> dict[str, list[float]]:
     """101 percentiles of each feature over clean players' last snapshots."""
-    x = to_matrix([r.snapshots[-1].features for r in clean])
+    x = to_matrix([[s for s in r.snapshots if not s.window][-1].features for r in clean
+                   if any(not s.window for s in r.snapshots)])
     out: dict[str, list[float]] = {}
     for j, name in enumerate(FEATURE_NAMES):
         col = x[:, j]
