@@ -38,9 +38,9 @@ behaviour on *this* box, and the scaling curve says where it bends.
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import random
@@ -59,11 +59,7 @@ if str(ROOT) not in sys.path:
 
 from loadtests.bench.common import (  # noqa: E402
     ProcessSampler,
-    StreamChecker,
-    fmt_num,
-    markdown_table,
     match_ids,
-    median_spread,
     owned_partitions,
     percentiles,
 )
@@ -71,45 +67,9 @@ from loadtests.bench.common import (  # noqa: E402
 __all__ = ["main", "measure", "run"]
 
 MATCHES, PLAYERS, TICK_HZ = 10, 20, 20
-P99_GOAL_MS = 10.0
-FLAT_GROWTH_PCT = 10.0
 
 
 # ======================================================================== roles
-
-
-POSITIONS = "game.positions"
-
-
-def _read_frame(data: bytes) -> dict[str, Any]:
-    """Decode a relay frame, but of a positions frame only the first event.
-
-    A client process holds hundreds of connections on one core; decoding
-    every position (a dict of a dozen keys each) costs four times as much
-    as the rest of receiving a frame, and would measure this client rather
-    than the relay. The first event is the frame's oldest (offset order, one
-    tick), which is all the latency needs; offsets still check the frame.
-    Match-event frames are decoded whole and checked event by event.
-    """
-    import msgpack
-
-    u = msgpack.Unpacker(raw=False)
-    u.feed(data)
-    out: dict[str, Any] = {}
-    for _ in range(u.read_map_header()):
-        key = u.unpack()
-        if key == "events":
-            count = u.read_array_header()
-            out["n"] = count
-            if out.get("topic") == POSITIONS and count:
-                out["events"] = [u.unpack()]
-                for _ in range(count - 1):
-                    u.skip()
-            else:
-                out["events"] = [u.unpack() for _ in range(count)]
-        else:
-            out[key] = u.unpack()
-    return out
 
 
 def _stop_event() -> asyncio.Event:
@@ -121,8 +81,12 @@ def _stop_event() -> asyncio.Event:
 
 
 async def _publisher(bus_url: str, matches: list[str], players: int, tick_hz: int,
-                     duration_s: float, out: Path) -> None:
-    """Play ``matches`` simulated matches in real time through the SDK."""
+                     duration_s: float, out: Path, shard: tuple[int, int] = (0, 1)) -> None:
+    """Play ``matches[shard[0]::shard[1]]`` in real time through the SDK.
+
+    Each match keeps its global index (seed, tick phase), so any number of
+    shards plays the same 10 matches.
+    """
     from gamebus.client import Producer
     from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC
     from gamebus.sim.match import MatchSimulator
@@ -157,10 +121,11 @@ async def _publisher(bus_url: str, matches: list[str], players: int, tick_hz: in
         while not stop.is_set() and time.monotonic() - t0 < duration_s:
             lag_ms.append(max(time.monotonic() - due, 0.0) * 1000)
             now_us = time.time_ns() // 1000
-            for ev in events:
-                kind = "pos" if ev["type"] == "pos" else "event"
+            for sim_ev in events:
+                kind = "pos" if sim_ev["type"] == "pos" else "event"
                 seq[kind] += 1
-                ev["seq"], ev["src"], ev["lt"] = seq[kind], match, now_us
+                # ``lt`` first: the clients read it from fixed bytes (e2e_clients).
+                ev = {"lt": now_us, **sim_ev, "seq": seq[kind], "src": match}
                 if kind == "pos":
                     producer.send_nowait(POSITIONS_TOPIC, ev, key=match)
                 else:
@@ -178,21 +143,34 @@ async def _publisher(bus_url: str, matches: list[str], players: int, tick_hz: in
                 due = time.monotonic()
             await asyncio.sleep(max(due - time.monotonic(), 0.0))
 
+    mine = [(i, m) for i, m in enumerate(matches) if i % shard[1] == shard[0]]
     async with Producer(bus_url, linger_ms=0) as producer:
-        await asyncio.gather(*(play(producer, i, m) for i, m in enumerate(matches)))
+        t_play = time.monotonic()
+        await asyncio.gather(*(play(producer, i, m) for i, m in mine))
+        seconds = time.monotonic() - t_play
         if pending:
             await asyncio.wait(pending, timeout=10)
         await producer.flush()
     out.write_text(json.dumps({"sent": sent, "durable_ms": durable_ms, "tick_lag_ms": lag_ms,
-                               "errors": errors[:20], "n_errors": len(errors)}))
+                               "errors": errors[:20], "n_errors": len(errors),
+                               "seconds": seconds}))
 
 
 async def _clients(relay_url: str, secret: str, count: int, matches: list[str], first: int,
                    analyst: bool, ready: Path, out: Path, source_ip: str) -> None:
-    """Hold ``count`` connections, each watching one match, until SIGTERM."""
+    """Hold ``count`` connections, each watching one match, until SIGTERM.
+
+    The connections are :class:`~loadtests.bench.e2e_clients.RawClient` s
+    (see that module for why not the ``websockets`` client); the one analyst
+    connection, a handful of alerts, uses ``websockets``.
+    """
+    from urllib.parse import urlsplit
+
     import jwt
     import msgpack
     from websockets.asyncio.client import connect
+
+    from loadtests.bench.e2e_clients import ClientStats, open_clients
 
     stop = _stop_event()
     owned = owned_partitions(matches, 8)
@@ -203,66 +181,9 @@ async def _clients(relay_url: str, secret: str, count: int, matches: list[str], 
                         "exp": int(time.time()) + 86_400}, secret, algorithm="HS256")
     atoken = jwt.encode({"sub": f"analyst-{first}", "role": "analyst", "matches": "*",
                          "exp": int(time.time()) + 86_400}, secret, algorithm="HS256")
-    lat: list[float] = []
-    counts = {"frames": 0, "events": 0, "alerts": 0, "gaps": 0, "duplicates": 0,
-              "errors": 0, "closed": 0, "connect_failed": 0, "skipped": 0}
-    problems: list[str] = []
+    stats = ClientStats()
     alert_ms: list[float] = []
-    measuring = {"on": False}
-    subscribed = 0
-    sem = asyncio.Semaphore(50)
-
-    async def one(index: int) -> None:
-        nonlocal subscribed
-        match = matches[(first + index) % len(matches)]
-        checker = StreamChecker()
-        strict = match in owned
-        async with sem:
-            try:
-                ws = await connect(f"{relay_url}?token={token}",
-                                   subprotocols=["gamebus.v1.msgpack"],  # type: ignore[list-item]
-                                   compression=None, max_size=4 * 2**20, open_timeout=60,
-                                   ping_interval=None, local_addr=(source_ip, 0))
-            except Exception as exc:
-                counts["connect_failed"] += 1
-                problems.append(f"connect: {type(exc).__name__}: {exc}"[:200])
-                return
-            await ws.send(msgpack.packb({"op": "sub", "id": 1, "match": match}))
-        subscribed += 1
-        try:
-            async for data in ws:
-                if not isinstance(data, bytes):
-                    continue
-                frame = _read_frame(data)
-                op = frame.get("op")
-                if op != "events":
-                    if op == "error":
-                        counts["errors"] += 1
-                        problems.append(str(frame)[:200])
-                    continue
-                evs, n = frame["events"], frame["n"]
-                if not n or not measuring["on"]:
-                    continue
-                now_us = time.time_ns() // 1000
-                oldest = min(ev.get("lt") or ev.get("ts", 0) * 1000 for ev in evs)
-                lat.append((now_us - oldest) / 1000)
-                counts["frames"] += 1
-                counts["events"] += n
-                topic = frame.get("topic", "")
-                checked = evs if topic != POSITIONS else []
-                for kind, detail in checker.frame(frame["match"], topic,
-                                                  frame.get("position") or {}, checked, strict,
-                                                  count=n):
-                    if kind == "skipped":
-                        counts["skipped"] += int(detail)
-                    else:
-                        counts[kind + "s"] += 1
-                        if len(problems) < 50:
-                            problems.append(f"{kind}: {detail}")
-        except Exception as exc:
-            if not stop.is_set():
-                counts["closed"] += 1
-                problems.append(f"closed: {type(exc).__name__}: {exc}"[:200])
+    alerts_seen = {"n": 0}
 
     async def alerts() -> None:
         try:
@@ -272,31 +193,73 @@ async def _clients(relay_url: str, secret: str, count: int, matches: list[str], 
                 await ws.send(msgpack.packb({"op": "sub_alerts", "id": 1}))
                 async for data in ws:
                     frame = msgpack.unpackb(data, raw=False)
-                    if frame.get("op") == "alert" and measuring["on"]:
-                        counts["alerts"] += 1
+                    if frame.get("op") == "alert" and stats.measuring:
+                        alerts_seen["n"] += 1
                         ts = (frame.get("alert") or {}).get("ts")
                         if isinstance(ts, int):
                             alert_ms.append(time.time() * 1000 - ts)
         except Exception as exc:
             if not stop.is_set():
-                problems.append(f"analyst: {type(exc).__name__}: {exc}"[:200])
+                stats.problem(f"analyst: {type(exc).__name__}: {exc}")
 
-    tasks = [asyncio.create_task(one(i)) for i in range(count)]
-    if analyst:
-        tasks.append(asyncio.create_task(alerts()))
-    t0 = time.monotonic()
-    while subscribed + counts["connect_failed"] < count and time.monotonic() - t0 < 120:
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)  # the last subscriptions' answers
-    ready.write_text(str(subscribed))
-    measuring["on"] = True
+    url = urlsplit(relay_url)
+    transports = await open_clients(host=url.hostname or "127.0.0.1", port=url.port or 80,
+                                    path=f"{url.path or '/'}?token={token}", matches=matches,
+                                    first=first, count=count, owned=owned, stats=stats,
+                                    source_ip=source_ip)
+    tasks = [asyncio.create_task(alerts())] if analyst else []
+    await asyncio.sleep(1.0)  # the snapshots that follow the last subscriptions
+    ready.write_text(str(stats.subscribed))
+    stats.measuring = True
     await stop.wait()
-    measuring["on"] = False
+    stats.measuring = False
+    stats.stopping = True
+    for t in transports:
+        t.close()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    out.write_text(json.dumps({"latency_ms": lat, "counts": counts, "problems": problems[:50],
-                               "alert_ms": alert_ms, "connected": subscribed}))
+    with out.with_suffix(".lat").open("wb") as f:
+        stats.latency_ms.tofile(f)
+    counts = dict(stats.counts, alerts=alerts_seen["n"])
+    out.write_text(json.dumps({"counts": counts, "problems": stats.problems[:50],
+                               "alert_ms": alert_ms, "connected": stats.subscribed,
+                               "latency_file": str(out.with_suffix(".lat"))}))
+
+
+async def _probe(bus_url: str, ready: Path, out: Path) -> None:
+    """Subscribe to ``game.positions`` straight at the broker and time each batch.
+
+    The same publish stamp as the clients' latency, taken where the relay
+    takes its input: so publish -> broker -> subscriber and relay -> client
+    can be told apart. One record decoded per batch; a tick is one batch.
+    """
+    from gamebus.engines import connect
+    from gamebus.events import POSITIONS_TOPIC
+    from loadtests.bench.e2e_clients import first_stamp
+
+    stop = _stop_event()
+    bus = await connect(bus_url)
+    lat = array.array("d")
+
+    async def drain(sub: Any) -> None:
+        async for batch in sub:
+            lt = first_stamp(batch.records[0], 0) if batch.records else None
+            if lt is not None:
+                lat.append((time.time_ns() // 1000 - lt) / 1000)
+
+    subs = [await bus.subscribe(POSITIONS_TOPIC, p, "latest")
+            for p in range(await bus.partitions(POSITIONS_TOPIC))]
+    tasks = [asyncio.create_task(drain(sub)) for sub in subs]
+    ready.write_text("ok")
+    await stop.wait()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        await bus.close()
+    with out.open("wb") as f:
+        lat.tofile(f)
 
 
 async def _ingest_point(bus_url: str, *, topic: str, payload_bytes: int, batch_records: int,
@@ -441,6 +404,12 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("GAMEBUS_LOG_LEVEL", "WARNING")
+    # One thread per math library (numpy's OpenBLAS in the simulator, the
+    # scorer's OpenMP): by default each takes a thread per core and a burst
+    # of them occupies both cores at once, preempting the relay mid fan-out.
+    # On a box shared by six processes each gets one core's worth at most.
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, "1")
     return env
 
 
@@ -465,7 +434,9 @@ def _terminate(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
 def measure(*, duration_s: float, clients: int, client_procs: int = 2,
             matches: int = MATCHES, players: int = PLAYERS, tick_hz: int = TICK_HZ,
             anticheat: bool = True, sample_interval_s: float = 1.0,
-            profile: bool = False) -> dict[str, Any]:
+            profile: bool = False, pin_clients: bool = True,
+            batch_clients: bool = True, generator_nice: int = 0,
+            window_bytes: int | None = None, sim_procs: int = 1) -> dict[str, Any]:
     """One run of the whole pipeline; returns the raw measurements."""
     from loadtests.run import local_services
 
@@ -476,7 +447,16 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
     client_list: list[subprocess.Popen[bytes]] = []
     notes: list[str] = []
     ncpu = os.cpu_count() or 1
-    with local_services() as services:
+    broker_args: list[str] = []
+    if window_bytes is not None:
+        # The broker keeps the newest ``memory_window_bytes`` of every
+        # partition in memory (8 MiB by default, 24 partitions): its RSS
+        # grows until those windows are full, several minutes at this load.
+        # Smaller windows fill within the first minute, so the rest of the
+        # run shows whether anything else grows.
+        (work / "broker.json").write_text(json.dumps({"broker": {"memory_window_bytes": window_bytes}}))
+        broker_args = ["--config", str(work / "broker.json")]
+    with local_services(broker_args=broker_args) as services:
         pids = {name: p.pid for name, p in services.procs.items()}
         model = _anticheat_model(notes) if anticheat and _anticheat_available() else None
         if model is not None:
@@ -484,6 +464,8 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
                                          "--bus", services.bus_url, "--model", str(model),
                                          "--start", "latest"], work / "anticheat.log")
             pids["anticheat"] = procs["anticheat"].pid
+            if generator_nice:
+                os.setpriority(os.PRIO_PROCESS, procs["anticheat"].pid, generator_nice)
         elif anticheat:
             notes.append("anti-cheat was not in the pipeline: `gamebus anticheat run` "
                          "is not available in this tree yet")
@@ -501,8 +483,14 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
             env = _env()
             env["GAMEBUS_BENCH_SECRET"] = services.secret
             proc = _spawn(argv, work / f"clients-{i}.log", env)
-            with contextlib.suppress(OSError, AttributeError):
-                os.sched_setaffinity(proc.pid, {i % ncpu})
+            if pin_clients:
+                with contextlib.suppress(OSError, AttributeError):
+                    os.sched_setaffinity(proc.pid, {i % ncpu})
+            if batch_clients:
+                with contextlib.suppress(OSError, AttributeError):
+                    os.sched_setscheduler(proc.pid, os.SCHED_BATCH, os.sched_param(0))
+            if generator_nice:
+                os.setpriority(os.PRIO_PROCESS, proc.pid, generator_nice)
             client_list.append(proc)
             first += n
         deadline = time.monotonic() + 180
@@ -516,15 +504,31 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
         sampler = ProcessSampler(pids, interval_s=sample_interval_s)
         for proc in client_list:
             sampler.add("clients", proc.pid)
-        pub = _spawn([sys.executable, "-m", "loadtests.bench.bench_e2e", "--role", "publisher",
-                      "--bus-url", services.bus_url, "--matches", ",".join(ids),
-                      "--players", str(players), "--tick-hz", str(tick_hz),
-                      "--duration", str(duration_s), "--out", str(work / "publisher.json")],
-                     work / "publisher.log")
-        sampler.add("simulator", pub.pid)
+        probe = _spawn([sys.executable, "-m", "loadtests.bench.bench_e2e", "--role", "probe",
+                        "--bus-url", services.bus_url, "--ready", str(work / "ready-probe"),
+                        "--out", str(work / "probe.lat")], work / "probe.log")
+        procs["probe"] = probe
+        if generator_nice:
+            os.setpriority(os.PRIO_PROCESS, probe.pid, generator_nice)
+        deadline = time.monotonic() + 30
+        while not (work / "ready-probe").exists() and probe.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pubs = [_spawn([sys.executable, "-m", "loadtests.bench.bench_e2e", "--role", "publisher",
+                        "--bus-url", services.bus_url, "--matches", ",".join(ids),
+                        "--shard", f"{j}/{sim_procs}",
+                        "--players", str(players), "--tick-hz", str(tick_hz),
+                        "--duration", str(duration_s), "--out", str(work / f"publisher-{j}.json")],
+                       work / f"publisher-{j}.log") for j in range(sim_procs)]
+        pub = pubs[0]
+        for p in pubs:
+            sampler.add("simulator", p.pid)
+            if generator_nice:
+                os.setpriority(os.PRIO_PROCESS, p.pid, generator_nice)
         sampler.start()
         t0 = time.monotonic()
         profiles: dict[str, Any] = {}
+        sched: dict[str, Any] = {}
         if profile:
             # Profile the middle of the run: after warm-up, before the end.
             time.sleep(min(duration_s / 3, 30.0))
@@ -532,12 +536,26 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
             targets["clients"] = client_list[0].pid
             targets["simulator"] = pub.pid
             profiles = _start_profiles(targets, min(duration_s / 3, 30.0), work)
-        try:
-            pub.wait(timeout=duration_s + 120)
-        except subprocess.TimeoutExpired:
+            named = {p: n for n, p in targets.items()}
+            named.update({c.pid: "clients" for c in client_list})
+            named.update({p.pid: "simulator" for p in pubs})
+            named[probe.pid] = "probe"
+            time.sleep(2.0)
+            sched = _perf_sched(named, seconds=3.0, work=work)
+        window_series: list[tuple[float, float]] = []
+        while any(p.poll() is None for p in pubs) and time.monotonic() - t0 < duration_s + 120:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                pubs[-1].wait(timeout=5.0)
+            held = _scrape(services.procs["broker"].args, "--admin-port",
+                           "gamebus_memory_window_bytes")
+            window_series.append((round(time.monotonic() - t0, 1), sum(held.values()) / 2**20))
+        if any(p.poll() is None for p in pubs):
             notes.append("the publisher did not finish in time")
-            _terminate(pub)
+            for p in pubs:
+                _terminate(p)
         elapsed = time.monotonic() - t0
+        relay_metrics = _scrape(services.procs["relay"].args, "--http-port", "gamebus_relay")
+        broker_metrics = _scrape(services.procs["broker"].args, "--admin-port", "gamebus_")
         hot = _profile_summary(profiles) if profiles else {}
         time.sleep(1.0)  # let the last frames arrive
         components = sampler.stop()
@@ -553,9 +571,14 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
                          + (work / "anticheat.log").read_text(errors="replace")[-300:])
         relay_log = services.log_tail("relay")
         broker_log = services.log_tail("broker")
-    pub_data = _read_json(work / "publisher.json")
+    pub_data = _merge_publishers([_read_json(work / f"publisher-{j}.json") for j in range(sim_procs)])
     cl = [_read_json(work / f"clients-{i}.json") for i in range(client_procs)]
     logs = {p.name: p.read_text(errors="replace")[-1500:] for p in work.glob("*.log")}
+    latency, probe_ms = _load_samples([c.get("latency_file") for c in cl]), \
+        _load_samples([str(work / "probe.lat")])
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
     return {
         "duration_s": duration_s, "elapsed_s": elapsed, "clients": clients,
         "connected": connected, "client_procs": client_procs, "matches": matches,
@@ -564,7 +587,31 @@ def measure(*, duration_s: float, clients: int, client_procs: int = 2,
         "loadavg": (load_before, os.getloadavg()[0]),
         "logs": logs if not pub_data or not all(cl) else {},
         "relay_log": relay_log[-800:], "broker_log": broker_log[-800:],
+        "latency": latency, "probe": probe_ms, "relay_metrics": relay_metrics,
+        "broker_metrics": broker_metrics, "window_series": window_series, "sched": sched,
     }
+
+
+def _scrape(argv: Any, flag: str, prefix: str) -> dict[str, float]:
+    """A service's own counters at the end of the run (``/metrics`` on the port after ``flag``)."""
+    import urllib.request
+
+    args = [str(a) for a in argv]
+    if flag not in args:
+        return {}
+    url = f"http://127.0.0.1:{args[args.index(flag) + 1]}/metrics"
+    out: dict[str, float] = {}
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line.startswith(prefix) and " " in line:
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                out[name] = out.get(name, 0.0) + float(value)
+    return out
 
 
 def _pyspy() -> str | None:
@@ -587,6 +634,59 @@ def _start_profiles(pids: dict[str, int], seconds: float, work: Path) -> dict[st
              "-o", str(out), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out)
     return procs
+
+
+def _perf_sched(named: dict[int, str], *, seconds: float, work: Path) -> dict[str, Any]:
+    """``perf sched record`` for ``seconds``: per component, how often it was switched out.
+
+    ``preempted`` counts switches with the task still runnable (it wanted
+    the CPU and something else got it), ``slept`` the ones where it waited
+    for I/O; ``by`` says which components took the CPU from it. Empty when
+    ``perf`` is not installed or not permitted.
+    """
+    import re
+    import shutil
+
+    exe = shutil.which("perf")
+    if exe is None:
+        return {}
+    # perf sees threads: map every thread of the named processes to its name.
+    for pid, name in list(named.items()):
+        with contextlib.suppress(OSError, ValueError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                named.setdefault(int(tid), name)
+    data = work / "sched.data"
+    try:
+        subprocess.run([exe, "sched", "record", "-o", str(data), "--", "sleep", str(seconds)],
+                       capture_output=True, timeout=seconds + 30, check=True)
+        script = subprocess.run([exe, "script", "-i", str(data), "-F", "event,trace"],
+                                capture_output=True, timeout=120, check=True).stdout.decode()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    finally:
+        data.unlink(missing_ok=True)
+    pat = re.compile(r"prev_pid=(\d+) .*?prev_state=(\S+) ==> next_comm=(.*?) next_pid=(\d+)")
+    out: dict[str, Any] = {}
+    for line in script.splitlines():
+        m = pat.search(line)
+        if m is None:
+            continue
+        name = named.get(int(m.group(1)))
+        if name is None:
+            continue
+        entry = out.setdefault(name, {"preempted": 0, "slept": 0, "by": {}})
+        if m.group(2).startswith("R"):
+            entry["preempted"] += 1
+            comm = m.group(3).split("/")[0].split(":")[0]
+            by = named.get(int(m.group(4)), f"other ({comm})")
+            entry["by"][by] = entry["by"].get(by, 0) + 1
+        else:
+            entry["slept"] += 1
+    for entry in out.values():
+        entry["per_s"] = {k: round(v / seconds) for k, v in entry["by"].items()}
+        entry["preempted_per_s"] = round(entry["preempted"] / seconds)
+        entry["slept_per_s"] = round(entry["slept"] / seconds)
+    return out
 
 
 def _profile_summary(procs: dict[str, Any], top: int = 5) -> dict[str, list[tuple[str, float]]]:
@@ -616,6 +716,30 @@ def _profile_summary(procs: dict[str, Any], top: int = 5) -> dict[str, list[tupl
     return out
 
 
+def _load_samples(paths: list[str | None]) -> Any:
+    """The float64 samples the client and probe processes wrote, as one numpy array."""
+    import numpy as np
+
+    parts = [np.fromfile(p, dtype=np.float64) for p in paths if p and Path(p).exists()]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _merge_publishers(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One publisher result out of the shards' (empty when any shard wrote none)."""
+    if not parts or not all(parts):
+        return {}
+    out: dict[str, Any] = {"sent": {}, "durable_ms": [], "tick_lag_ms": [], "errors": [],
+                           "n_errors": 0, "seconds": 0.0}
+    for part in parts:
+        for k, v in part.get("sent", {}).items():
+            out["sent"][k] = out["sent"].get(k, 0) + v
+        for k in ("durable_ms", "tick_lag_ms", "errors"):
+            out[k].extend(part.get(k, []))
+        out["n_errors"] += part.get("n_errors", 0)
+        out["seconds"] = max(out["seconds"], part.get("seconds", 0.0))
+    return out
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text())
@@ -624,32 +748,52 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def _percentiles_np(samples: Any) -> dict[str, float]:
+    """:func:`~loadtests.bench.common.percentiles` for millions of samples (numpy, linear)."""
+    import numpy as np
+
+    if not len(samples):
+        return percentiles([])
+    qs = [50.0, 90.0, 99.0, 99.9]
+    values = np.percentile(samples, qs)
+    out = {f"p{q:g}": float(v) for q, v in zip(qs, values, strict=True)}
+    out["max"] = float(np.max(samples))
+    out["n"] = float(len(samples))
+    return out
+
+
 def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     """Percentiles, rates, CPU and memory out of one :func:`measure` result."""
-    lat: list[float] = []
+    lat, probe = raw["latency"], raw["probe"]
     counts: dict[str, int] = {}
     problems: list[str] = []
     alert_ms: list[float] = []
     for c in raw["client_results"]:
-        lat.extend(c.get("latency_ms", []))
         alert_ms.extend(c.get("alert_ms", []))
         for k, v in (c.get("counts") or {}).items():
             counts[k] = counts.get(k, 0) + int(v)
         problems.extend(c.get("problems", []))
     pub = raw["publisher"] or {}
     sent = pub.get("sent", {})
-    dur = raw["elapsed_s"] or raw["duration_s"]
+    # Rates over the time the matches were played (not the processes' start-up).
+    dur = pub.get("seconds") or raw["elapsed_s"] or raw["duration_s"]
     comps = {name: {k: v for k, v in c.items() if k != "series"}
              for name, c in raw["components"].items()}
+    for name, c in raw["components"].items():
+        comps[name].update(_after_warmup(c["series"]))
     memory_series = {name: [(t, rss / 2**20) for t, _cpu, rss in c["series"]]
                      for name, c in raw["components"].items() if name in ("broker", "relay")}
+    if raw.get("window_series"):
+        memory_series["broker: memory windows"] = list(raw["window_series"])
+    rm = raw.get("relay_metrics") or {}
     return {
         "clients": raw["clients"], "connected": raw["connected"],
         "duration_s": raw["duration_s"],
         "events_in_per_s": (sent.get("pos", 0) + sent.get("event", 0)) / dur,
         "events_out_per_s": counts.get("events", 0) / dur,
         "frames_out_per_s": counts.get("frames", 0) / dur,
-        "latency_ms": percentiles(lat),
+        "latency_ms": _percentiles_np(lat),
+        "bus_latency_ms": _percentiles_np(probe),
         "durable_ack_ms": percentiles(pub.get("durable_ms", [])),
         "tick_lag_ms": percentiles(pub.get("tick_lag_ms", [])),
         "alerts": counts.get("alerts", 0), "alert_ms": percentiles(alert_ms),
@@ -659,216 +803,97 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "publish_errors": int(pub.get("n_errors", 0)),
         "problems": problems[:10], "components": comps, "memory_series": memory_series,
         "alive": raw["alive"], "notes": raw["notes"], "profile": raw.get("profile", {}),
-        "loadavg": raw.get("loadavg", (0.0, 0.0)),
-        "latency_samples": lat,
+        "loadavg": raw.get("loadavg", (0.0, 0.0)), "sched": raw.get("sched", {}),
+        "window_end_mib": raw["window_series"][-1][1] if raw.get("window_series") else None,
+        "conflated": rm.get("gamebus_relay_conflated_positions_total", 0.0),
+        "slow_closes": rm.get("gamebus_relay_slow_client_closes_total", 0.0),
     }
 
 
-def _share(point: dict[str, Any]) -> float:
-    """Events delivered as a share of what the clients should have received."""
-    offered = point.get("offered_out_per_s") or 0.0
-    return 100.0 * point["events_out_per_s"] / offered if offered else float("nan")
+#: Memory is judged after this much of the run: the broker's windows (sized
+#: by ``WINDOW_BYTES``) are full by then, see the window line in the plot.
+WARMUP_S = 60.0
 
 
-def _knee(points: list[dict[str, Any]]) -> str:
-    """Where the clients curve bends: delivery falls behind or p99 leaves the goal."""
-    if not points:
-        return ""
-    first = points[0]
-    if _share(first) < 95.0 or first["p99_ms"] > P99_GOAL_MS:
-        return (f"Knee: at or below {first['clients']:,} clients on this machine "
-                f"(delivered {_share(first):.0f}% of the offered events, p99 "
-                f"{first['p99_ms']:.1f} ms). " + _why(first))
-    for prev, point in itertools.pairwise(points):
-        if _share(point) < 95.0 or point["p99_ms"] > max(P99_GOAL_MS, 3 * prev["p99_ms"]):
-            return (f"Knee: between {prev['clients']:,} and {point['clients']:,} clients "
-                    f"(delivered {_share(prev):.0f}% -> {_share(point):.0f}% of the offered "
-                    f"events, p99 {prev['p99_ms']:.1f} -> {point['p99_ms']:.1f} ms). "
-                    + _why(point))
-    return "No knee within the measured range."
+def _after_warmup(series: list[tuple[float, float, int]]) -> dict[str, float]:
+    """RSS growth after warm-up: median of the last minute against the minute after warm-up."""
+    import statistics
+
+    early = [r for t, _, r in series if WARMUP_S <= t < WARMUP_S + 60]
+    end = series[-1][0] if series else 0.0
+    late = [r for t, _, r in series if t >= max(end - 60, WARMUP_S + 60)]
+    if not early or not late:
+        return {}
+    a, b = statistics.median(early), statistics.median(late)
+    return {"rss_warm_mib": a / 2**20, "rss_late_mib": b / 2**20,
+            "rss_warm_growth_pct": (b - a) / a * 100 if a else 0.0}
 
 
-def _why(point: dict[str, Any]) -> str:
-    """Which resource ran out at a curve point, from the CPU figures."""
-    cores = os.cpu_count() or 1
-    relay = point.get("relay_cpu") or 0.0
-    clients = point.get("clients_cpu") or 0.0
-    total = point.get("cpu_total") or 0.0
-    load = point.get("loadavg") or 0.0
-    if relay >= 85.0:
-        return (f"The relay is CPU-bound there ({relay:.0f}% of its one core): its event "
-                "loop writes every frame to every client itself.")
-    if total >= 85.0 * cores:
-        return (f"The machine is: the pipeline's processes use {total:.0f}% of "
-                f"{100 * cores}% ({cores} cores), clients {clients:.0f}%, relay {relay:.0f}%; "
-                "the clients (Python, one frame at a time) cost more than the relay.")
-    return (f"No process of the pipeline is saturated (relay {relay:.0f}%, clients "
-            f"{clients:.0f}%, all {total:.0f}% of {100 * cores}%) but the load average was "
-            f"{load:.1f} on {cores} cores: the pipeline was waiting for CPU that other work "
-            "on the machine held.")
-
-
-def _row(name: str, c: dict[str, Any]) -> list[str]:
-    return [name, f"{c['cpu_mean_pct']:.0f}%", f"{c['cpu_max_pct']:.0f}%",
-            f"{c['rss_first_mib']:.0f}", f"{c['rss_last_mib']:.0f}",
-            f"{c['rss_growth_pct']:+.1f}%", f"{c.get('rss_tail_slope_mib_per_min', 0.0):+.1f}"]
+#: Broker memory window per partition in the bench (the default is 8 MiB):
+#: small enough to be full within the first minute of the run.
+WINDOW_BYTES = 256 * 1024
 
 
 def run(repeats: int = 1, *, quick: bool = False, duration_s: float | None = None,
         clients: int | None = None, client_procs: int = 2,
-        scaling: bool | None = None) -> dict[str, Any]:
-    """The suite entry point: the main run (repeated), then the clients curve.
+        scaling: bool | None = None, diagnostics: bool = True) -> dict[str, Any]:
+    """The suite entry point: ``repeats`` main runs, diagnostics, the clients curve.
 
-    Quick: 30 s with 200 clients and a short curve; full: 5 minutes with
-    1,000 clients, and the curve at 100 / 300 / 1,000 / 5,000 clients, 30 s each.
+    Full: ``repeats`` runs of 5 minutes with 1,000 clients (median and spread);
+    then two 60 s diagnostic runs at the same load (one under py-spy and perf
+    sched, one with the load generators at nice 10), the clients curve at
+    100 / 1,000 / 5,000 clients (30 s each) and the ingest curves. Quick:
+    30 s runs of 200 clients, 20 s diagnostics, a curve at 50 / 200 / 500.
     """
+    from loadtests.bench import e2e_report
+
     duration = duration_s or (30.0 if quick else 300.0)
     n_clients = clients or (200 if quick else 1000)
-    # A 5-minute run is expensive on a shared box: one of those, however
-    # many repeats the suite asks for (the table says n); short runs repeat.
-    n_runs = 1 if duration >= 120 else max(repeats, 1)
-    runs = [summarize(measure(duration_s=duration, clients=n_clients,
-                              client_procs=client_procs, profile=(i == 0)))
-            for i in range(n_runs)]
-    main_run = runs[len(runs) // 2] if len(runs) > 1 else runs[0]
-    p99s = median_spread([r["latency_ms"]["p99"] for r in runs])
-    p50s = median_spread([r["latency_ms"]["p50"] for r in runs])
+    load_start = os.getloadavg()[0]
+    common: dict[str, Any] = {"clients": n_clients, "client_procs": client_procs,
+                              "window_bytes": WINDOW_BYTES}
+    runs = []
+    for i in range(max(repeats, 1)):
+        print(f"bench_e2e: run {i + 1} of {max(repeats, 1)}, {duration:.0f} s", flush=True)
+        runs.append(summarize(measure(duration_s=duration, **common)))
+    profiled = niced = None
+    if diagnostics:
+        diag_s = 20.0 if quick else 60.0
+        print("bench_e2e: diagnostics (py-spy, perf sched; generators at nice 10)", flush=True)
+        profiled = summarize(measure(duration_s=diag_s, profile=True, **common))
+        niced = summarize(measure(duration_s=diag_s, generator_nice=10, **common))
     curve: dict[str, Any] | None = None
     do_scaling = scaling if scaling is not None else True
     if do_scaling:
-        points = (50, 200, 500) if quick else (100, 300, 1000, 5000)
-        curve_runs = []
-        for n in points:
-            s = summarize(measure(duration_s=15.0 if quick else 30.0, clients=n,
-                                  client_procs=client_procs, anticheat=False))
-            curve_runs.append({"clients": n, "connected": s["connected"],
-                               "events_out_per_s": s["events_out_per_s"],
-                               "offered_out_per_s": s["events_in_per_s"] / MATCHES * n,
-                               "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
-                               "relay_cpu": s["components"].get("relay", {}).get("cpu_mean_pct"),
-                               "clients_cpu": s["components"].get("clients", {}).get(
-                                   "cpu_mean_pct"),
-                               "gaps": s["gaps"], "duplicates": s["duplicates"],
-                               "client_errors": s["client_errors"],
-                               "cpu_total": sum(c.get("cpu_mean_pct", 0.0)
-                                                for c in s["components"].values()),
-                               "loadavg": s["loadavg"][1]})
-        curve = {"param": "clients", "x": [c["clients"] for c in curve_runs],
-                 "throughput": [c["events_out_per_s"] for c in curve_runs],
-                 "p99_ms": [c["p99_ms"] for c in curve_runs], "points": curve_runs,
-                 "seconds": 15.0 if quick else 30.0}
+        seconds = 15.0 if quick else 30.0
+        points = []
+        for n in (50, 200, 500) if quick else (100, 1000, 5000):
+            print(f"bench_e2e: clients curve, {n} clients", flush=True)
+            s = summarize(measure(duration_s=seconds, clients=n, client_procs=client_procs,
+                                  anticheat=False, window_bytes=WINDOW_BYTES))
+            points.append(e2e_report.curve_point(n, s))
+        curve = {"param": "clients", "x": [c["clients"] for c in points],
+                 "throughput": [c["events_out_per_s"] for c in points],
+                 "p99_ms": [c["p99_ms"] for c in points], "points": points,
+                 "seconds": seconds}
     ingest = ingest_curves(quick=quick) if do_scaling else []
-    return _report(main_run, runs, p50s, p99s, curve, duration, n_clients, client_procs, ingest)
-
-
-def _report(main_run: dict[str, Any], runs: list[dict[str, Any]], p50s: dict[str, float],
-            p99s: dict[str, float], curve: dict[str, Any] | None, duration: float,
-            n_clients: int, client_procs: int,
-            ingest: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    lat = main_run["latency_ms"]
-    comps = main_run["components"]
-    rows = [
-        ["clients connected / asked", f"{main_run['connected']:,} / {n_clients:,}"],
-        ["events in (simulator -> broker)", f"{fmt_num(main_run['events_in_per_s'])}/s"],
-        ["events out (relay -> clients)", f"{fmt_num(main_run['events_out_per_s'])}/s in "
-         f"{fmt_num(main_run['frames_out_per_s'])} frames/s"],
-        ["publish-to-client p50", f"{lat['p50']:.2f} ms"],
-        ["publish-to-client p99", f"{lat['p99']:.2f} ms"],
-        ["publish-to-client p99.9", f"{lat['p99.9']:.2f} ms"],
-        ["publish-to-client max", f"{lat['max']:.1f} ms"],
-        ["durable ack (game.events) p50 / p99",
-         f"{main_run['durable_ack_ms']['p50']:.2f} / {main_run['durable_ack_ms']['p99']:.2f} ms"],
-        ["simulator tick lag p99", f"{main_run['tick_lag_ms']['p99']:.2f} ms"],
-        ["alerts delivered to the analyst (delay after the event's ts, p50)",
-         f"{main_run['alerts']} ({main_run['alert_ms']['p50']:.0f} ms)"
-         if main_run["alerts"] else "0"],
-        ["gaps / duplicates", f"{main_run['gaps']} / {main_run['duplicates']}"],
-        ["client errors / publish errors",
-         f"{main_run['client_errors']} / {main_run['publish_errors']}"],
-    ]
-    table = markdown_table(["measure", "value"], rows, align="lr")
-    comp_rows = [_row(name, c) for name, c in comps.items()]
-    ctable = markdown_table(["component", "CPU mean", "CPU max", "RSS start MiB",
-                             "RSS end MiB", "RSS growth (2nd half vs 1st)",
-                             "RSS slope, last third (MiB/min)"], comp_rows)
-    text = (f"{MATCHES} matches x {PLAYERS} players x {TICK_HZ} Hz, {n_clients:,} WebSocket "
-            f"clients in {client_procs} processes (process i pinned to core i mod cores), "
-            f"{duration:.0f} s, {len(runs)} run(s), load average {main_run['loadavg'][0]:.1f} "
-            f"at the start and {main_run['loadavg'][1]:.1f} at the end"
-            + (f"; p50 {fmt_num(p50s['median'])} ms ({fmt_num(p50s['min'])}-"
-               f"{fmt_num(p50s['max'])}), p99 {fmt_num(p99s['median'])} ms "
-               f"({fmt_num(p99s['min'])}-{fmt_num(p99s['max'])}) over runs"
-               if len(runs) > 1 else "")
-            + ".\n\n" + table + "\n\nCPU (100% = one core) and memory per component:\n\n"
-            + ctable)
-    hot = main_run.get("profile") or runs[0].get("profile") or {}
-    if hot:
-        text += ("\n\nWhere the time goes (py-spy, 50 Hz, a third of the run; self time as a "
-                 "share of each process's busy samples):\n\n" + markdown_table(
-                     ["process", "top self-time functions"],
-                     [[name, "; ".join(f"{f} {pct:.0f}%" for f, pct in funcs)]
-                      for name, funcs in hot.items()], align="ll"))
-    if curve:
-        crow = [[p["clients"], f"{p['connected']:,}", fmt_num(p["events_out_per_s"]),
-                 f"{_share(p):.0f}%",
-                 f"{p['p50_ms']:.2f}", f"{p['p99_ms']:.2f}",
-                 f"{(p['relay_cpu'] or 0):.0f}%", f"{(p['clients_cpu'] or 0):.0f}%",
-                 f"{p['gaps']}/{p['duplicates']}", str(p["client_errors"])]
-                for p in curve["points"]]
-        text += ("\n\nScaling with the number of clients (same publish load, no anti-cheat, "
-                 f"{curve['seconds']:.0f} s each):\n\n" + markdown_table(
-                     ["clients", "connected", "events out/s", "delivered of offered",
-                      "p50 ms", "p99 ms", "relay CPU", "clients CPU", "gaps/dups",
-                      "client errors"], crow))
-        text += "\n\n" + _knee(curve["points"])
-    for c in ingest or []:
-        rows_i = [[p[c["param"]], fmt_num(p["events_per_s"]), f"{p['mb_per_s']:.1f}",
-                   f"{p['p50_ms']:.1f}", f"{p['p99_ms']:.1f}"] for p in c["points"]]
-        text += (f"\n\nIngest path (SDK -> broker -> subscriber, one process, flat out, "
-                 f"{c['seconds']:.0f} s per point) against {c['param']}:\n\n"
-                 + markdown_table([c["param"], "events/s", "MB/s", "p50 ms", "p99 ms"], rows_i))
-    growth = {n: comps[n]["rss_growth_pct"] for n in ("broker", "relay") if n in comps}
-    flat = bool(growth) and all(abs(g) < FLAT_GROWTH_PCT for g in growth.values())
-    goals = [
-        {"key": "e2e_p99", "target": f"< {P99_GOAL_MS:g} ms",
-         "measured": f"{lat['p99']:.2f} ms at {main_run['connected']:,} clients",
-         "met": bool(lat["p99"] < P99_GOAL_MS), "note": ""},
-        {"key": "flat_memory", "target": f"flat (< {FLAT_GROWTH_PCT:g}% growth)",
-         "measured": ", ".join(
-             f"{n} {g:+.1f}% (last third {comps[n].get('rss_tail_slope_mib_per_min', 0.0):+.1f} "
-             "MiB/min)" for n, g in growth.items()) + f" over {duration:.0f} s",
-         "met": flat if growth else None,
-         "note": "median RSS, 2nd half vs 1st half; the broker's memory windows "
-                 "(8 MiB per partition, 24 partitions) fill during the first minutes"},
-        {"key": "e2e_no_gaps", "goal": "End to end: no gaps, no duplicates", "target": "0 / 0",
-         "measured": f"{main_run['gaps']} / {main_run['duplicates']}",
-         "met": main_run["gaps"] == 0 and main_run["duplicates"] == 0, "note": ""},
-    ]
-    return {
-        "title": f"simulator -> broker -> relay -> {n_clients:,} clients -> anti-cheat",
-        "table": text, "goals": goals,
-        "latency_ms": {f"publish-to-client, {n_clients} clients": lat,
-                       "durable ack": main_run["durable_ack_ms"]},
-        "throughput": {"events in (simulator)": main_run["events_in_per_s"],
-                       "events out (to clients)": main_run["events_out_per_s"]},
-        "memory_series": main_run["memory_series"],
-        "scaling": ([curve] if curve else []) + list(ingest or []),
-        "notes": list(main_run["notes"]) + [f"problem: {p}" for p in main_run["problems"][:5]],
-        "runs": [{k: v for k, v in r.items() if k not in ("latency_samples", "memory_series")}
-                 for r in runs],
-    }
+    return e2e_report.report(runs, duration=duration, n_clients=n_clients,
+                             client_procs=client_procs, window_bytes=WINDOW_BYTES,
+                             profiled=profiled, niced=niced, curve=curve, ingest=ingest,
+                             loadavg_start=load_start)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m loadtests.bench.bench_e2e",
                                 description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--role", choices=("bench", "publisher", "clients"), default="bench")
+    p.add_argument("--role", choices=("bench", "publisher", "clients", "probe"), default="bench")
     p.add_argument("--duration", type=float, default=None)
     p.add_argument("--clients", type=int, default=None)
     p.add_argument("--client-procs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-scaling", action="store_true")
+    p.add_argument("--no-diagnostics", action="store_true")
     p.add_argument("--json", type=Path, default=None)
     # roles
     p.add_argument("--bus-url")
@@ -880,6 +905,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--first", type=int, default=0)
     p.add_argument("--analyst", action="store_true")
     p.add_argument("--source-ip", default="127.0.0.1")
+    p.add_argument("--shard", default="0/1", help="publisher: play matches[i::n] for i/n")
     p.add_argument("--ready", type=Path)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
@@ -891,8 +917,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             pass
     if args.role == "publisher":
+        index, _, count = args.shard.partition("/")
         asyncio.run(_publisher(args.bus_url, args.matches.split(","), args.players,
-                               args.tick_hz, args.duration, args.out))
+                               args.tick_hz, args.duration, args.out,
+                               shard=(int(index), int(count or 1))))
+        return 0
+    if args.role == "probe":
+        asyncio.run(_probe(args.bus_url, args.ready, args.out))
         return 0
     if args.role == "clients":
         asyncio.run(_clients(args.relay_url, os.environ["GAMEBUS_BENCH_SECRET"], args.count,
@@ -900,7 +931,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              args.out, args.source_ip))
         return 0
     result = run(args.repeats, quick=args.quick, duration_s=args.duration, clients=args.clients,
-                 client_procs=args.client_procs, scaling=not args.no_scaling)
+                 client_procs=args.client_procs, scaling=not args.no_scaling,
+                 diagnostics=not args.no_diagnostics)
     print(result["table"])
     for note in result["notes"]:
         print(f"- {note}")

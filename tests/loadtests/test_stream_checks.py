@@ -7,8 +7,8 @@ from typing import Any
 
 import msgpack
 
-from loadtests.bench.bench_e2e import _read_frame
 from loadtests.bench.common import StreamChecker, match_ids, owned_partitions
+from loadtests.bench.e2e_clients import first_stamp, read_head
 
 EV = "game.events"
 POS = "game.positions"
@@ -61,15 +61,26 @@ def test_match_ids_own_their_partitions_while_there_are_enough() -> None:
     assert len(owned_partitions(match_ids("lt", 10, 8), 8)) < 10
 
 
-def test_read_frame_decodes_only_the_first_position_but_counts_all() -> None:
-    events = [{"type": "pos", "lt": i} for i in range(20)]
+def test_read_head_stops_at_the_events_array_and_counts_it() -> None:
+    events = [{"lt": 1_700_000_000_000_000 + i, "type": "pos"} for i in range(20)]
     data = msgpack.packb({"op": "events", "match": "m", "topic": POS,
                           "position": _pos(20, POS), "events": events})
-    frame = _read_frame(data)
-    assert frame["n"] == 20 and frame["events"] == [{"type": "pos", "lt": 0}]
-    whole = _read_frame(msgpack.packb({"op": "events", "match": "m", "topic": EV,
-                                       "position": _pos(2), "events": events[:2]}))
-    assert whole["events"] == events[:2]
+    head = read_head(data)
+    assert (head.op, head.count, head.fields["position"]) == ("events", 20, _pos(20, POS))
+    rest = msgpack.Unpacker(raw=False)
+    rest.feed(data[head.events_at:])
+    assert rest.unpack() == events[0]
+    assert read_head(msgpack.packb({"op": "subscribed", "id": 1})).count == 0
+
+
+def test_first_stamp_reads_lt_from_the_first_key_or_decodes_the_event() -> None:
+    data = msgpack.packb([{"lt": 1_700_000_000_000_123, "type": "pos"}])
+    assert first_stamp(data, 1) == 1_700_000_000_000_123
+    later = msgpack.packb([{"type": "pos", "lt": 1_700_000_000_000_456}])
+    assert first_stamp(later, 1) == 1_700_000_000_000_456
+    small = msgpack.packb([{"lt": 5, "type": "pos"}])
+    assert first_stamp(small, 1) == 5
+    assert first_stamp(msgpack.packb([{"type": "pos"}]), 1) is None
 
 
 def test_launch_shape_ramps_overshoots_and_stops() -> None:
