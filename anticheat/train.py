@@ -97,7 +97,28 @@ def fit(
     """Fit the supervised and unsupervised models and choose their cut-offs.
 
     ``boosting_rounds`` and ``forest_trees`` exist so tests can fit in a second.
+    Fitting runs on one OpenMP thread: on a machine shared with other work,
+    scikit-learn's threads wait on each other and a small fit was measured
+    8x slower with two threads than with one.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _fit(train, calib, seed=seed, target_fpr=target_fpr, version=version, priors=priors,
+                    boosting_rounds=boosting_rounds, forest_trees=forest_trees)
+
+
+def _fit(
+    train: Sequence[PlayerRecord],
+    calib: Sequence[PlayerRecord],
+    *,
+    seed: int,
+    target_fpr: float,
+    version: str,
+    priors: dict[str, tuple[float, float]] | None,
+    boosting_rounds: int,
+    forest_trees: int,
+) -> ModelBundle:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
     from sklearn.impute import SimpleImputer

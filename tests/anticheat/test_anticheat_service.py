@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 
+import numpy as np
 import pytest
 
 from anticheat import model
@@ -121,3 +122,35 @@ def small_bundle() -> model.ModelBundle:
     bundle = train.fit(_records(12, 1), _records(6, 2), seed=1, version="e2e-test",
                        boosting_rounds=20, forest_trees=30)
     return bundle
+
+
+class _WindowLover:
+    """A stand-in model: 0.9 for a 20 s window's vector, 0.1 for a match-long one."""
+
+    feature_names = model.FEATURE_NAMES
+    iso_cutoff = float("inf")
+
+    def score_many(self, x):
+        alive = x[:, self.feature_names.index("alive_s")]
+        return np.where(alive <= 20.0, 0.9, 0.1)
+
+    def anomaly_many(self, x):
+        return np.zeros(len(x))
+
+
+def test_core_scores_each_complete_window_once_and_names_it_in_the_alert():
+    rec = _recording()
+    bundle = model.ModelBundle(scorer=_WindowLover(), policy=model.Policy(0.5, 0.01, 0.01),  # type: ignore[arg-type]
+                               version="windows", seed=0)
+    core = ScoringCore(bundle)
+    out = []
+    for i, ev in enumerate(rec.events):
+        out += core.feed(ev, ("game.x", 0, i))
+    out += core.flush()
+    alerts = [e for e in out if e["type"] == "anticheat.alert" and e["kind"] == "model"]
+    assert alerts and len({a["player"] for a in alerts}) == len(alerts)  # once per player
+    start, end = alerts[0]["evidence"]["window"]
+    assert end - start == 20_000
+    assert core.matches[MATCH].features.windows == [] or all(
+        w.end > core.matches[MATCH].features.last_ts for w in core.matches[MATCH].features.windows)
+    assert all(e["score"] == 0.9 for e in out if e["type"] == "anticheat.score" and e["window"]["final"])
