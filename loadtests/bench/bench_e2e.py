@@ -671,10 +671,10 @@ def _perf_sched(named: dict[int, str], *, seconds: float, work: Path) -> dict[st
         m = pat.search(line)
         if m is None:
             continue
-        name = named.get(int(m.group(1)))
-        if name is None:
+        prev = named.get(int(m.group(1)))
+        if prev is None:
             continue
-        entry = out.setdefault(name, {"preempted": 0, "slept": 0, "by": {}})
+        entry = out.setdefault(prev, {"preempted": 0, "slept": 0, "by": {}})
         if m.group(2).startswith("R"):
             entry["preempted"] += 1
             comm = m.group(3).split("/")[0].split(":")[0]
@@ -790,6 +790,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "clients": raw["clients"], "connected": raw["connected"],
         "duration_s": raw["duration_s"],
         "events_in_per_s": (sent.get("pos", 0) + sent.get("event", 0)) / dur,
+        "ticks_per_s": len(pub.get("tick_lag_ms", [])) / dur / max(raw["matches"], 1),
         "events_out_per_s": counts.get("events", 0) / dur,
         "frames_out_per_s": counts.get("frames", 0) / dur,
         "latency_ms": _percentiles_np(lat),
