@@ -1,8 +1,9 @@
 """Evaluate a model and the rules on held-out simulated matches.
 
 The unit is a player in a match (the score is the maximum over the player's
-snapshots, as the service aggregates it). For each cheat kind and intensity
-the cheaters of that group are ranked against *all* clean players:
+match-long snapshots and sliding windows, as the service aggregates it).
+For each cheat kind and intensity the cheaters of that group are ranked
+against *all* clean players:
 ROC-AUC, and recall at 1% and 0.1% false-positive rate read off that ROC.
 The model's own policy (threshold chosen on training-side clean players) is
 reported too, with the false-positive rate it actually gets on these
@@ -144,7 +145,7 @@ def markdown(report: Report, *, command: str = "") -> str:
         "",
         f"Held-out matches: {report.matches}; clean players: {report.clean}; "
         f"cheating players: {report.cheaters}. Unit: one player in one match, scored with the "
-        "maximum over its periodic snapshots (as the service does).",
+        "maximum over its match-long snapshots and its sliding windows (as the service does).",
         "",
     ]
     if command:
