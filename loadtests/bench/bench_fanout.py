@@ -59,6 +59,7 @@ from loadtests.bench.common import (
     redis_server,
     wait_for_port,
 )
+from loadtests.bench.wsframes import BINARY, PING, PONG, client_frame, split_frames
 
 __all__ = ["main", "render_section", "run"]
 
@@ -167,9 +168,8 @@ class _RawClient(asyncio.Protocol):
         )
 
     def _send(self, opcode: int, payload: bytes) -> None:
-        assert self.transport is not None and len(payload) < 126
-        # Client frames must be masked; an all-zero mask leaves the payload as is.
-        self.transport.write(bytes((0x80 | opcode, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+        assert self.transport is not None
+        self.transport.write(client_frame(opcode, payload))
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -184,36 +184,22 @@ class _RawClient(asyncio.Protocol):
                 return
             del buf[: end + 4]
             self.open = True
-            self._send(2, self.subscribe)
+            self._send(BINARY, self.subscribe)
             if not self.ready.done():
                 self.ready.set_result(None)
-        pos, size = 0, len(buf)
         stats = self.stats
-        while size - pos >= 2:
-            opcode, length = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
-            head = 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-            if size - pos < head + length:
-                break
-            start = pos + head
-            pos = start + length
-            if opcode == 2 and stats.recording:
-                msg = msgpack.unpackb(buf[start:pos])
+        frames, consumed = split_frames(buf)
+        for opcode, start, end in frames:
+            if opcode == BINARY and stats.recording:
+                msg = msgpack.unpackb(buf[start:end])
                 events = msg.get("events")
                 if events:
                     stats.frames += 1
                     stats.events += len(events)
                     stats.samples.append((time.time() - events[0]["t"]) * 1000)
-            elif opcode == 9:
-                self._send(10, bytes(buf[start:pos]))
-        del buf[:pos]
+            elif opcode == PING:
+                self._send(PONG, bytes(buf[start:end]))
+        del buf[:consumed]
 
 
 async def role_clients(url: str, n: int, offset: int, gamebus: bool) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 import msgpack
 
 from loadtests.bench.common import StreamChecker
+from loadtests.bench.wsframes import BINARY, CLOSE, PING, PONG, client_frame, split_frames
 
 __all__ = ["ClientStats", "FrameHead", "RawClient", "first_stamp", "read_head"]
 
@@ -143,11 +144,7 @@ class RawClient(asyncio.Protocol):
             self.ready.set_exception(ConnectionError("closed during the handshake"))
 
     def _send(self, opcode: int, payload: bytes) -> None:
-        # Client frames must be masked; an all-zero mask leaves the payload as is.
-        n = len(payload)
-        head = bytes((0x80 | opcode, 0x80 | n)) if n < 126 else \
-            bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-        self.transport.write(head + b"\0\0\0\0" + payload)
+        self.transport.write(client_frame(opcode, payload))
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -155,32 +152,18 @@ class RawClient(asyncio.Protocol):
         if not self.open and not self._handshake(buf):
             return
         now_us = time.time_ns() // 1000
-        pos, size = 0, len(buf)
-        while size - pos >= 2:
-            opcode, length = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
-            head = 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
-            if size - pos < head + length:
-                break
-            start = pos + head
-            pos = start + length
-            if opcode == 2:
-                self._frame(bytes(buf[start:pos]), now_us)
-            elif opcode == 9:
+        frames, consumed = split_frames(buf)
+        for opcode, start, end in frames:
+            if opcode == BINARY:
+                self._frame(bytes(buf[start:end]), now_us)
+            elif opcode == PING:
                 self.stats.counts["pings"] += 1
-                self._send(10, bytes(buf[start:pos]))
-            elif opcode == 8:
-                code = int.from_bytes(buf[start:start + 2], "big") if length >= 2 else 1005
+                self._send(PONG, bytes(buf[start:end]))
+            elif opcode == CLOSE:
+                code = int.from_bytes(buf[start:start + 2], "big") if end - start >= 2 else 1005
                 if not self.stats.stopping:
-                    self.stats.problem(f"close {code} {bytes(buf[start + 2:pos])!r}")
-        del buf[:pos]
+                    self.stats.problem(f"close {code} {bytes(buf[start + 2:end])!r}")
+        del buf[:consumed]
 
     def _handshake(self, buf: bytearray) -> bool:
         end = buf.find(b"\r\n\r\n")
@@ -193,7 +176,7 @@ class RawClient(asyncio.Protocol):
             return False
         del buf[:end + 4]
         self.open = True
-        self._send(2, msgpack.packb({"op": "sub", "id": 1, "match": self.match}))
+        self._send(BINARY, msgpack.packb({"op": "sub", "id": 1, "match": self.match}))
         return True
 
     def _frame(self, payload: bytes, now_us: int) -> None:
