@@ -32,6 +32,12 @@ def _cheat_match(kind: str, intensity: str, *, closet: float = 0.0, seed: int = 
                           closet_share=closet)  # type: ignore[arg-type]
 
 
+def _speeds(rec: MatchRecording, player: str) -> np.ndarray:
+    """The horizontal speed of every position ``player`` published."""
+    return np.array([horizontal_speed(e) for e in rec.events
+                     if e["type"] == "pos" and e["player"] == player])
+
+
 def _cheaters(rec: MatchRecording) -> set[str]:
     return {label.player for label in rec.labels}
 
@@ -106,8 +112,7 @@ def test_blatant_speedhack_runs_above_the_top_speed():
     rec = _cheat_match("speedhack", "blatant")
     profiles = {p.player: p for p in rec.players}
     for label in rec.labels:
-        speeds = [horizontal_speed(e) for e in rec.events
-                  if e["type"] == "pos" and e["player"] == label.player]
+        speeds = _speeds(rec, label.player)
         cap = WEAPON_MAX_SPEED_MPS[profiles[label.player].primary] * label.params["factor"]
         assert max(speeds) > MAX_SPEED_MPS * 1.03  # even a sniper at x1.3
         assert 0.97 * cap <= max(speeds) <= MAX_SPEED_MPS * label.params["factor"] + EPS
@@ -117,8 +122,7 @@ def test_subtle_speedhack_beats_its_weapon_but_stays_under_the_limit():
     rec = _cheat_match("speedhack", "subtle")
     profiles = {p.player: p for p in rec.players}
     for label in rec.labels:
-        speeds = np.array([horizontal_speed(e) for e in rec.events
-                           if e["type"] == "pos" and e["player"] == label.player])
+        speeds = _speeds(rec, label.player)
         assert speeds.max() <= MAX_SPEED_MPS + EPS  # the rule on the top speed never fires
         cap = WEAPON_MAX_SPEED_MPS[profiles[label.player].primary]
         expected = min(cap * label.params["factor"], MAX_SPEED_MPS)
@@ -193,8 +197,7 @@ def test_subtle_speedhack_speed_is_not_pinned_and_stays_in_the_human_band():
     rec = _cheat_match("speedhack", "subtle")
     profiles = {p.player: p for p in rec.players}
     for label in rec.labels:
-        speeds = np.array([horizontal_speed(e) for e in rec.events
-                           if e["type"] == "pos" and e["player"] == label.player])
+        speeds = _speeds(rec, label.player)
         cap = WEAPON_MAX_SPEED_MPS[profiles[label.player].primary]
         assert 1.07 - 1e-9 <= label.params["factor"] <= 1.13 + 1e-9  # its mean, inside the band
         assert speeds.max() <= MAX_SPEED_MPS + EPS  # a knife run's speed, never more
