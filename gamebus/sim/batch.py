@@ -11,9 +11,9 @@ is ~21,000 events; a thousand of them do not fit in memory at once).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import numpy as np
@@ -61,7 +61,12 @@ def _sims(seed: int, indices: list[int], prefix: str, kwargs: dict[str, Any]) ->
     ]
 
 
-def _play(args: tuple[int, list[int], str, dict[str, Any]]) -> list[MatchRecording]:
+#: One worker's share: (batch seed, match indices, id prefix, simulator kwargs).
+_Job = tuple[int, list[int], str, dict[str, Any]]
+T = TypeVar("T")
+
+
+def _play(args: _Job) -> list[MatchRecording]:
     seed, indices, prefix, kwargs = args
     return play_together(_sims(seed, indices, prefix, kwargs))
 
@@ -69,7 +74,7 @@ def _play(args: tuple[int, list[int], str, dict[str, Any]]) -> list[MatchRecordi
 Encoded = tuple[dict[str, Any], bytes, int]
 
 
-def _play_encoded(args: tuple[int, list[int], str, dict[str, Any]]) -> list[Encoded]:
+def _play_encoded(args: _Job) -> list[Encoded]:
     """Play a batch, packing each tick's events at once (a few MB per match, not ~20)."""
     seed, indices, prefix, kwargs = args
     sims = _sims(seed, indices, prefix, kwargs)
@@ -86,7 +91,7 @@ def _play_encoded(args: tuple[int, list[int], str, dict[str, Any]]) -> list[Enco
 
 
 def _jobs(seed: int, n: int, first: int, batch: int, prefix: str,
-          kwargs: dict[str, Any]) -> list[tuple[int, list[int], str, dict[str, Any]]]:
+          kwargs: dict[str, Any]) -> list[_Job]:
     if n < 0:
         raise ConfigError(f"n must be >= 0, got {n}")
     if batch < 1:
@@ -110,16 +115,7 @@ def simulate_encoded(
     The workers encode, so the parent only writes bytes: the fast path of
     ``gamebus sim --out``.
     """
-    jobs = _jobs(seed, n, first, batch, prefix, kwargs)
-    if workers == 0:
-        workers = os.cpu_count() or 1
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield from _play_encoded(job)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for encoded in pool.map(_play_encoded, jobs, chunksize=1):
-            yield from encoded
+    yield from _run(_play_encoded, _jobs(seed, n, first, batch, prefix, kwargs), workers)
 
 
 def simulate_matches(
@@ -140,13 +136,17 @@ def simulate_matches(
     the same recordings, several times faster); ``workers > 1`` spreads the
     batches over that many processes (0 means one per CPU).
     """
-    jobs = _jobs(seed, n, first, batch, prefix, kwargs)
+    yield from _run(_play, _jobs(seed, n, first, batch, prefix, kwargs), workers)
+
+
+def _run(play: Callable[[_Job], list[T]], jobs: list[_Job], workers: int) -> Iterator[T]:
+    """Each job's results in job order: here, or over ``workers`` processes (0: one per CPU)."""
     if workers == 0:
         workers = os.cpu_count() or 1
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            yield from _play(job)
+            yield from play(job)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for recordings in pool.map(_play, jobs, chunksize=1):
-            yield from recordings
+        for results in pool.map(play, jobs, chunksize=1):
+            yield from results
