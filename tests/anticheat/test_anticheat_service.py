@@ -15,7 +15,7 @@ from gamebus.engines import connect
 from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC, decode_event, encode_event
 from gamebus.sim import simulate_match
 from tests.support.broker import BrokerProcess
-from tests.support.bus import first_alert
+from tests.support.bus import first_alert, publish_events
 
 MATCH = "e2e-m1"
 
@@ -72,24 +72,13 @@ def test_core_turns_a_blatant_teleporter_into_a_rule_alert_with_evidence(small_b
         decode_event(encode_event(event))  # every output passes the shared schema
 
 
-async def _publish(bus, events) -> None:
-    groups: dict[tuple[str, int], list[bytes]] = {}
-    for ev in events:
-        topic = POSITIONS_TOPIC if ev["type"] == "pos" else EVENTS_TOPIC
-        part = await bus.partition_for(topic, ev["match"])
-        groups.setdefault((topic, part), []).append(encode_event(ev))
-    for (topic, part), records in groups.items():
-        for i in range(0, len(records), 500):
-            await bus.produce(topic, part, records[i:i + 500], acks="durable")
-
-
 async def test_service_publishes_an_explained_alert_for_a_blatant_cheater(tmp_path, small_bundle):
     rec = _recording()
     cheater = rec.labels[0].player
     with BrokerProcess(tmp_path / "data") as broker:
         bus = await connect(broker.url)
         try:
-            await _publish(bus, rec.events)
+            await publish_events(bus, rec.events)
             part = await bus.partition_for(EVENTS_TOPIC, MATCH)
             await bus.produce(EVENTS_TOPIC, part, [b"\xc1 not msgpack", b"\x81\xa1a\x01"])
             service = AnticheatService(bus, small_bundle, start="earliest",

@@ -18,16 +18,12 @@ import pytest
 from anticheat.consumer import AnticheatService
 from anticheat.service import CoreConfig
 from gamebus.engines import connect
-from gamebus.engines.base import Bus
 from gamebus.errors import TopicExists
 from gamebus.events import (
     DEFAULT_TOPICS,
-    EVENTS_TOPIC,
-    POSITIONS_TOPIC,
-    encode_event,
 )
 from gamebus.sim import simulate_match
-from tests.support.bus import first_alert
+from tests.support.bus import first_alert, publish_events
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -38,17 +34,6 @@ MATCH = "eng-ac-m1"
 def _recording() -> Any:
     return simulate_match(seed=11, match_id=MATCH, players=8, cheaters=1, cheat_kinds=["teleport"],
                           intensity="blatant", closet_share=0.0, duration_s=20.0)  # fmt: skip
-
-
-async def _publish(bus: Bus, events: list[dict[str, Any]]) -> None:
-    groups: dict[tuple[str, int], list[bytes]] = {}
-    for ev in events:
-        topic = POSITIONS_TOPIC if ev["type"] == "pos" else EVENTS_TOPIC
-        part = await bus.partition_for(topic, ev["match"])
-        groups.setdefault((topic, part), []).append(encode_event(ev))
-    for (topic, part), records in groups.items():
-        for i in range(0, len(records), 500):
-            await bus.produce(topic, part, records[i : i + 500], acks="durable")
 
 
 async def test_the_anticheat_service_alerts_on_a_teleporter(engine_url: str) -> None:
@@ -63,7 +48,7 @@ async def test_the_anticheat_service_alerts_on_a_teleporter(engine_url: str) -> 
         for spec in DEFAULT_TOPICS:
             with contextlib.suppress(TopicExists):
                 await bus.create_topic(spec.name, partitions=spec.partitions)
-        await _publish(bus, rec.events)
+        await publish_events(bus, rec.events)
         service = AnticheatService(
             bus, None, start="earliest", config=CoreConfig(score_interval_ms=2000)
         )

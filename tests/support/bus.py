@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 from gamebus.engines.base import Batch, Bus, Subscription
-from gamebus.events import ALERTS_TOPIC, decode_event
+from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, POSITIONS_TOPIC, decode_event, encode_event
 
-__all__ = ["collect", "first_alert", "records_with_offsets"]
+__all__ = ["collect", "first_alert", "publish_events", "records_with_offsets"]
 
 
 async def collect(sub: Subscription, count: int, *, timeout_s: float = 10.0) -> list[Batch]:
@@ -52,3 +52,15 @@ async def first_alert(bus: Bus, match: str, player: str, *, timeout_s: float) ->
                 offset = batch.next_offset
         await asyncio.sleep(0.2)
     raise AssertionError(f"no alert for {player} within {timeout_s}s")
+
+
+async def publish_events(bus: Bus, events: list[dict[str, Any]]) -> None:
+    """A recorded match onto the bus as a game server would route it, durably acked."""
+    groups: dict[tuple[str, int], list[bytes]] = {}
+    for ev in events:
+        topic = POSITIONS_TOPIC if ev["type"] == "pos" else EVENTS_TOPIC
+        part = await bus.partition_for(topic, ev["match"])
+        groups.setdefault((topic, part), []).append(encode_event(ev))
+    for (topic, part), records in groups.items():
+        for i in range(0, len(records), 500):
+            await bus.produce(topic, part, records[i : i + 500], acks="durable")
