@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
+from gamebus.sim.arrays import FloatArray
 from gamebus.sim.world import wrap_deg
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "target_width_deg",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 
 #: No human reacts to a visual stimulus faster than this (ms).
 RT_FLOOR_MS: Final = 150.0

@@ -14,9 +14,10 @@ from typing import Final
 import numpy as np
 
 from gamebus.sim.aim import ex_gaussian_ms, plan_flick, target_width_deg
+from gamebus.sim.arrays import BoolArray
 from gamebus.sim.cheats import CheatProfile
 from gamebus.sim.engagement import CORRECT, FLICK, IDLE, REACT, TRACK, AimParams
-from gamebus.sim.state import RESPAWN_MS, BoolArray, PlayerState
+from gamebus.sim.state import RESPAWN_MS, PlayerState
 from gamebus.sim.weapons import WEAPONS, hit_test, spread_sd_deg
 from gamebus.sim.world import CHEST_HEIGHT_M, HEAD_HEIGHT_M, MAX_SPEED_MPS, PLAYER_RADIUS_M
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
 from gamebus.sim.aim import Flick, min_jerk
+from gamebus.sim.arrays import BoolArray, FloatArray, IntArray
 from gamebus.sim.world import MAX_PITCH_DEG
 
 __all__ = [
@@ -36,9 +36,6 @@ __all__ = [
     "evaluate_aim",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 IDLE: Final = 0
 REACT: Final = 1

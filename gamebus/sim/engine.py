@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from gamebus.sim.arrays import BoolArray
 from gamebus.sim.cheats import subtle_boost
 from gamebus.sim.combat import Combat
 from gamebus.sim.engagement import IDLE, REACT, TRACK, AimNoise, evaluate_aim
@@ -33,7 +34,6 @@ from gamebus.sim.movement import step_bodies
 from gamebus.sim.state import (
     RESPAWN_MS,
     START_HEALTH,
-    BoolArray,
     Event,
     MatchSetup,
     tick_ms,

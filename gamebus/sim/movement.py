@@ -25,12 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gamebus.sim.arrays import BoolArray, FloatArray
 from gamebus.sim.world import GRAVITY_MPS2, JUMP_SPEED_MPS, MAX_ACCEL_MPS2
 
 __all__ = ["AIR_CONTROL", "OU_SIGMA", "OU_THETA", "BlockedFn", "Bodies", "Controls", "step_bodies"]
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 #: Mean reversion rate of the velocity toward the wanted one, 1/s.
 OU_THETA = 6.0

@@ -17,11 +17,11 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from gamebus.sim.arrays import FloatArray
 from gamebus.sim.world import GameMap, get_map, walkable_many
 
 __all__ = ["NavGrid", "nav_grid"]
 
-FloatArray = npt.NDArray[np.float64]
 
 _SPACING_M: Final = 3.0
 _LINK_M: Final = 6.5  # join nodes up to two grid steps apart (diagonals included)

@@ -15,8 +15,8 @@ import math
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
+from gamebus.sim.arrays import BoolArray, FloatArray, IntArray
 from gamebus.sim.cheats import CheaterLabel, CheatProfile
 from gamebus.sim.engagement import (
     IDLE,
@@ -37,19 +37,13 @@ from gamebus.sim.world import (
 __all__ = [
     "RESPAWN_MS",
     "START_HEALTH",
-    "BoolArray",
     "Event",
-    "FloatArray",
-    "IntArray",
     "MatchSetup",
     "PlayerState",
     "human_params",
     "tick_ms",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 Event = dict[str, Any]
 
 RESPAWN_MS: Final = 2500.0

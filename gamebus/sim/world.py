@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
 from gamebus.errors import ConfigError
+from gamebus.sim.arrays import BoolArray, FloatArray
 
 __all__ = [
     "ARENA_SIZE_M",
@@ -68,8 +68,6 @@ __all__ = [
 ]
 
 Vec3 = tuple[float, float, float]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 # --- physics: what an honest client can do ---------------------------------
 
