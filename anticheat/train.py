@@ -157,7 +157,7 @@ def _fit(
     long = _match_long(clean)
     iso = threshold_for_fpr(aggregate(long, scorer.anomaly_many(snapshot_matrix(long))), target_fpr / 2)
     scorer.iso_cutoff = iso.threshold
-    population = _population(clean)
+    population = _population(long)
     return ModelBundle(
         scorer=scorer, policy=policy, version=version, seed=seed,
         priors=priors or priors_from(train), population=population,
@@ -167,10 +167,9 @@ def _fit(
     )
 
 
-def _population(clean: Sequence[PlayerRecord]) -> dict[str, list[float]]:
-    """101 percentiles of each feature over clean players' last snapshots."""
-    x = to_matrix([[s for s in r.snapshots if not s.window][-1].features for r in clean
-                   if any(not s.window for s in r.snapshots)])
+def _population(match_long: Sequence[PlayerRecord]) -> dict[str, list[float]]:
+    """101 percentiles of each feature over clean players' last match-long snapshots."""
+    x = to_matrix([r.snapshots[-1].features for r in match_long])
     out: dict[str, list[float]] = {}
     for j, name in enumerate(FEATURE_NAMES):
         col = x[:, j]
