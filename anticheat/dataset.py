@@ -26,6 +26,7 @@ population prior is fitted on training players (:func:`reshrink`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -241,18 +242,14 @@ def build_records(
     jobs = [(pairs[k:k + SIM_BATCH], kwargs) for k in range(0, len(pairs), SIM_BATCH)]
     out: list[PlayerRecord] = []
     done = 0
-    if workers > 1:
-        import multiprocessing as mp
+    with contextlib.ExitStack() as stack:
+        run: Callable[..., Iterable[list[PlayerRecord]]] = map
+        if workers > 1:
+            import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(workers) as pool:
-            for job, recs in zip(jobs, pool.imap(_batch, jobs), strict=True):
-                out.extend(recs)
-                done += len(job[0])
-                if progress:
-                    progress(done, len(pairs))
-    else:
-        for job in jobs:
-            out.extend(_batch(job))
+            run = stack.enter_context(mp.get_context("fork").Pool(workers)).imap
+        for job, recs in zip(jobs, run(_batch, jobs), strict=True):
+            out.extend(recs)
             done += len(job[0])
             if progress:
                 progress(done, len(pairs))
