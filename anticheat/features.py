@@ -638,19 +638,22 @@ class MatchFeatures:
         if etype == "pos":
             self.last_pos_ts = max(self.last_pos_ts, ts)
             ping = event.get("ping")
+            ping_ms = float(ping) if isinstance(ping, int) and not isinstance(ping, bool) else None
             weapon = event.get("weapon")
+            weapon = weapon if isinstance(weapon, str) else None
             sample = Sample(ts, float(event["x"]), float(event["y"]), float(event["z"]),
                             float(event["yaw"]), float(event["pitch"]))
             for st in self._views(state, ts):
-                if isinstance(ping, int) and not isinstance(ping, bool):
-                    st.ping_ms = float(ping)
-                if isinstance(weapon, str):
+                if ping_ms is not None:
+                    st.ping_ms = ping_ms
+                if weapon is not None:
                     st.weapon = weapon
                 st.position(sample)
         elif etype == "spawn":
+            team = event.get("team")
             for st in self._views(state, ts):
-                if isinstance(event.get("team"), str):
-                    st.team = event["team"]
+                if isinstance(team, str):
+                    st.team = team
                 st.spawn(ts, event)
         elif etype == "join":
             if isinstance(event.get("team"), str):
