@@ -58,6 +58,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from loadtests.bench.common import (  # noqa: E402
+    DEFAULT_PERCENTILES,
     ProcessSampler,
     match_ids,
     owned_partitions,
@@ -754,9 +755,8 @@ def _percentiles_np(samples: Any) -> dict[str, float]:
 
     if not len(samples):
         return percentiles([])
-    qs = [50.0, 90.0, 99.0, 99.9]
-    values = np.percentile(samples, qs)
-    out = {f"p{q:g}": float(v) for q, v in zip(qs, values, strict=True)}
+    values = np.percentile(samples, [q * 100 for q in DEFAULT_PERCENTILES])
+    out = {f"p{q * 100:.10g}": float(v) for q, v in zip(DEFAULT_PERCENTILES, values, strict=True)}
     out["max"] = float(np.max(samples))
     out["n"] = float(len(samples))
     return out

@@ -53,3 +53,16 @@ def test_knee_is_where_p99_leaves_the_goal_and_says_what_ran_out() -> None:
     text = knee([point(100, 8.0, 10.0), point(1000, 80.0, 90.0)])
     assert text.startswith("Knee: between 100 and 1,000 clients")
     assert "relay is CPU-bound (90%" in text
+
+
+def test_numpy_percentiles_agree_with_the_suite_s_definition() -> None:
+    import random
+
+    from loadtests.bench.bench_e2e import _percentiles_np
+    from loadtests.bench.common import percentiles
+
+    rng = random.Random(5)
+    samples = [rng.expovariate(0.1) for _ in range(2_001)]
+    fast, slow = _percentiles_np(samples), percentiles(samples)
+    assert fast.keys() == slow.keys()
+    assert all(abs(fast[k] - slow[k]) < 1e-9 for k in slow)
