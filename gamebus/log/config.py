@@ -7,9 +7,11 @@ from typing import Any, Literal
 
 from gamebus.errors import ConfigError
 
-__all__ = ["FsyncPolicy", "LogConfig"]
+__all__ = ["DEFAULT_MEMORY_WINDOW_BYTES", "FsyncPolicy", "LogConfig"]
 
 FsyncPolicy = Literal["always", "interval", "never"]
+#: Newest bytes of each partition kept in memory for readers, unless a topic says otherwise.
+DEFAULT_MEMORY_WINDOW_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,7 +34,7 @@ class LogConfig:
     segment_ms: int = 24 * 3_600_000
     retention_bytes: int | None = None
     retention_ms: int | None = 7 * 24 * 3_600_000
-    memory_window_bytes: int = 8 * 1024 * 1024
+    memory_window_bytes: int = DEFAULT_MEMORY_WINDOW_BYTES
     index_interval_bytes: int = 4096
     fsync: FsyncPolicy = "always"
     fsync_interval_ms: int = 1000

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from gamebus.errors import ConfigError
+from gamebus.log.config import DEFAULT_MEMORY_WINDOW_BYTES
 
 __all__ = ["BrokerConfig", "Limits", "TokenGrant", "load_config"]
 
@@ -85,7 +86,7 @@ class BrokerConfig:
     fsync: str = "always"
     #: Default for new topics: the newest bytes of each partition kept in
     #: memory for readers (bounded; a fresh broker's RSS grows until full).
-    memory_window_bytes: int = 8 * 1024 * 1024
+    memory_window_bytes: int = DEFAULT_MEMORY_WINDOW_BYTES
     group_session_timeout_ms: int = 10_000
     retention_check_ms: int = 30_000
     limits: Limits = field(default_factory=Limits)

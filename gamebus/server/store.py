@@ -12,6 +12,7 @@ from typing import Any
 
 from gamebus.errors import ConfigError, InvalidRequest, UnknownTopic
 from gamebus.log import Log, LogConfig
+from gamebus.log.config import DEFAULT_MEMORY_WINDOW_BYTES
 from gamebus.server.partitions import PartitionState
 
 __all__ = ["Store"]
@@ -32,11 +33,8 @@ class Store:
 
     @classmethod
     def open(cls, data_dir: Path, *, fsync: str = "always",
-             memory_window_bytes: int | None = None) -> Store:
-        base: dict[str, Any] = {"fsync": fsync}
-        if memory_window_bytes is not None:
-            base["memory_window_bytes"] = memory_window_bytes
-        config = LogConfig.from_dict(base)
+             memory_window_bytes: int = DEFAULT_MEMORY_WINDOW_BYTES) -> Store:
+        config = LogConfig.from_dict({"fsync": fsync, "memory_window_bytes": memory_window_bytes})
         return cls(Log.open(data_dir, default_config=config))
 
     def topics(self) -> list[str]:
