@@ -107,6 +107,8 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "reaction_net_median_ms",
     "engage_net_median_ms",
     "flick_ms_per_bit_median",
+    "track_error_median_deg",
+    "track_jitter_median_deg_s",
     # outcomes
     "accuracy_eb",
     "headshot_eb",
@@ -137,6 +139,7 @@ class FeatureConfig:
     stop_ratio: float = 0.2
     snap_window_ms: int = 250
     lock_deg: float = 0.5
+    track_gap_ms: int = 400
     reaction_window_ms: int = 1500
     recent_shots: int = 8
     engagement_gap_ms: int = 3000
@@ -174,6 +177,8 @@ class ShotReading(NamedTuple):
     reaction_ms: float  # target became visible -> view starts turning toward it
     delay_ms: float  # crosshair met the hitbox -> shot
     flick_ms_per_bit: float  # flick time over its Fitts index of difficulty
+    track_errors: tuple[float, ...] = ()  # per tick since the burst's previous shot, deg
+    track_jitter: tuple[float, ...] = ()  # crosshair speed relative to the target, deg/s
 
 
 def shrink(successes: float, trials: float, prior: tuple[float, float]) -> float:
@@ -252,6 +257,9 @@ class PlayerState:
         self.engage_ms = Samples()
         self.engage_net = Samples()
         self.flick = Samples()
+        self.track_error = Samples(2048)
+        self.track_jitter = Samples(2048)
+        self.last_aimed: tuple[int, str] | None = None  # (ts, target) of the last analysed shot
         self.shot_turn = Samples()
         self.turn_fast = 0
         self.on_target = Samples()
@@ -406,6 +414,10 @@ class PlayerState:
             self.window_reaction(r.reaction_ms)
         if not math.isnan(r.flick_ms_per_bit):
             self.flick.add(r.flick_ms_per_bit)
+        for e in r.track_errors:
+            self.track_error.add(e)
+        for j in r.track_jitter:
+            self.track_jitter.add(j)
         if not math.isnan(r.delay_ms):
             self.on_target.add(r.delay_ms)
             self.on_target_zero += int(r.delay_ms <= 1.0)
@@ -505,6 +517,8 @@ class PlayerState:
             "reaction_net_median_ms": self.reaction_net.quantile(0.5),
             "engage_net_median_ms": self.engage_net.quantile(0.5),
             "flick_ms_per_bit_median": self.flick.quantile(0.5),
+            "track_error_median_deg": self.track_error.quantile(0.5),
+            "track_jitter_median_deg_s": self.track_jitter.quantile(0.5),
             "accuracy_eb": shrink(hits, shots, cfg.accuracy_prior),
             "headshot_eb": shrink(heads, hits, cfg.headshot_prior),
             "ttk_median_ms": self.ttk.quantile(0.5),
@@ -722,8 +736,47 @@ class MatchFeatures:
         error = _error_to(shot, t, self.config.limits)
         on_box = hit_test(feet, shot.yaw, shot.pitch, (t.x, t.y, t.z)) is not None
         engage, reaction, delay, flick = self._reaction(state, target_state, shot)
+        errors: tuple[float, ...] = ()
+        jitter: tuple[float, ...] = ()
+        last = state.last_aimed
+        if last is not None and last[1] == target_state.player and 0 < shot.ts - last[0] <= self.config.track_gap_ms:
+            errors, jitter = self._tracking(state, target_state, shot, last[0])
+        state.last_aimed = (shot.ts, target_state.player)
         return ShotReading(error, on_box, self._turn_at(state, shot), engage, reaction,
-                           delay, flick), target_state
+                           delay, flick, errors, jitter), target_state
+
+    def _tracking(self, shooter: PlayerState, target: PlayerState, shot: Sample,
+                  since_ts: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The crosshair against the target over the ticks between two shots of one burst.
+
+        Between the shots of a burst the shooter is following the target, so
+        these ticks read the quality of tracking alone, free of reaction and
+        flick: the angular error to the nearer of chest and head each tick,
+        and the *jitter*, how fast the crosshair moves relative to the
+        target's chest from tick to tick (deg/s). A hand wobbles around a
+        moving target; an aimbot's smoothing holds it, so both are small for
+        it whatever the owner's skill would give. Only ticks where both
+        players' positions share a timestamp (one server tick) are read.
+        """
+        lim, step = self.config.limits, self.config.max_step_ms
+        end = _after(shooter.history, shot.ts).ts
+        errors: list[float] = []
+        jitter: list[float] = []
+        prev: tuple[int, float, float] | None = None
+        for s in shooter.history:
+            if not since_ts < s.ts <= end:
+                continue
+            t = _at(target.history, s.ts)
+            if t.ts != s.ts:
+                prev = None
+                continue
+            errors.append(_error_to(s, t, lim))
+            ty, tp = aim_angles((s.x, s.y, s.z + lim.eye_height_m), (t.x, t.y, t.z + lim.chest_height_m))
+            ey, ep = wrap_deg(s.yaw - ty) * math.cos(math.radians(tp)), s.pitch - tp
+            if prev is not None and 0 < s.ts - prev[0] <= step:
+                jitter.append(math.hypot(ey - prev[1], ep - prev[2]) * 1000.0 / (s.ts - prev[0]))
+            prev = (s.ts, ey, ep)
+        return tuple(errors), tuple(jitter)
 
     def _turn_at(self, state: PlayerState, shot: Sample) -> float:
         """Angular speed of the view over the tick the shot was fired in (deg/s)."""

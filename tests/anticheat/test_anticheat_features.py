@@ -312,6 +312,42 @@ def test_flick_time_per_bit_of_fitts_difficulty():
     assert v["flick_ms_per_bit_median"] == pytest.approx(expected, rel=1e-4)
 
 
+def _tracked(offset_at, shots):
+    """The target strafes along y = 75; the shooter follows its chest plus ``offset_at(ts)`` of yaw."""
+
+    def path(ts):
+        return (60.0 + 2.0 * (ts - 1600) / 1000.0, 75.0)
+
+    def aim(ts):
+        yaw, pitch = _aim_at(*path(ts))
+        return (yaw + offset_at(ts), pitch)
+
+    return _duel(aim, 0, path, shots=shots)
+
+
+def test_tracking_reads_the_error_and_wobble_between_the_shots_of_a_burst():
+    wobble = 0.5  # degrees of yaw, alternating side every tick
+    v = _tracked(lambda ts: wobble if (ts // 50) % 2 else -wobble, shots=[2000, 2100, 2200, 2300])
+    _, pitch = _aim_at(60.0, 75.0)
+    # 2 ticks between each pair of shots; the error is to the chest, a yaw offset at this pitch
+    assert v["track_error_median_deg"] == pytest.approx(wobble * math.cos(math.radians(pitch)), rel=0.02)
+    # the crosshair crosses 2 * wobble relative to the target every 50 ms tick
+    assert v["track_jitter_median_deg_s"] == pytest.approx(2 * wobble * math.cos(math.radians(pitch)) / 0.05,
+                                                           rel=0.02)
+
+
+def test_smooth_tracking_of_a_moving_target_has_no_jitter():
+    v = _tracked(lambda ts: 0.3, shots=[2000, 2100, 2200, 2300])
+    assert v["track_error_median_deg"] == pytest.approx(0.3, rel=0.02)
+    assert v["track_jitter_median_deg_s"] == pytest.approx(0.0, abs=0.05)
+
+
+def test_shots_too_far_apart_are_not_one_burst_and_read_no_tracking():
+    v = _tracked(lambda ts: 0.3, shots=[2000, 2500, 3000])
+    assert math.isnan(v["track_error_median_deg"])
+    assert math.isnan(v["track_jitter_median_deg_s"])
+
+
 def test_windows_read_only_their_own_stretch_and_are_handed_over_once():
     config = FeatureConfig(window_ms=2000, window_step_ms=1000)
     events = walk("p1", speed_mps=3.0, seconds=2)
