@@ -140,11 +140,12 @@ class FeatureConfig:
     snap_window_ms: int = 250
     lock_deg: float = 0.5
     track_gap_ms: int = 400
-    reaction_window_ms: int = 1500
+    reaction_window_ms: int = 2500
+    hidden_before_ms: int = 1000
     recent_shots: int = 8
     engagement_gap_ms: int = 3000
     burst_gap_ms: int = 1500
-    history_ms: int = 2000
+    history_ms: int = 3000
     turn_fast_deg_s: float = 90.0
     window_ms: int = 20_000
     window_step_ms: int = 10_000
@@ -823,12 +824,13 @@ class MatchFeatures:
         Walks back from the shot through the shooter's recent positions (one
         vectorised line-of-sight call per shot, not per tick):
 
-        - *engage*: from the tick the target became visible (the game's own
-          eye-to-chest test) to the shot;
-        - *reaction*: from that tick to the first tick that shows the view
-          turning toward the target (the human's perception-to-motion delay,
-          to within one tick);
-        - *flick*: from the last still tick to the first tick the crosshair is
+        - *engage*: from the tick the target appeared (the game's own
+          eye-to-chest test, after at least ``hidden_before_ms`` out of
+          sight) to the shot;
+        - *reaction*: from that tick to the start of the flick toward the
+          target, read between ticks from the flick's middle and peak speed
+          (:func:`_flick_start`): the human's perception-to-motion delay;
+        - *flick*: from that start to the first tick the crosshair is
           within the target's body radius, per bit of Fitts' index of
           difficulty ``log2(A / W + 1)`` (ms/bit: a human's ``b``, plus ``a``
           spread over the bits); an aimbot's flick is faster than its
@@ -850,12 +852,9 @@ class MatchFeatures:
         targets = [_after(target.history, ts)] + [_at(target.history, s.ts) for s in window[1:]]
         seen = visible_many(self.game_map, [(s.x, s.y, s.z) for s in window],
                             [(t.x, t.y, t.z) for t in targets], lim)
-        onset = None
-        if seen[1]:
-            for i in range(2, len(window)):
-                if not seen[i]:
-                    onset = i - 1
-                    break
+        # A window cut short by the history (a spawn) has seen the target hidden since then.
+        since_spawn = window[-1] is shooter.history[0] and window[-1].ts > ts - cfg.reaction_window_ms
+        onset = _fresh_onset(window, seen, cfg.hidden_before_ms, since_spawn=since_spawn)
         if onset is not None and shooter.reacted_onsets.get(target.player) != window[onset].ts:
             onset_ts = window[onset].ts
             shooter.reacted_onsets[target.player] = onset_ts
@@ -863,22 +862,21 @@ class MatchFeatures:
             chrono = window[: onset + 1][::-1]  # from the onset tick to the shot
             chrono_t = targets[: onset + 1][::-1]
             errors = [_error_to(s, t, lim) for s, t in zip(chrono, chrono_t, strict=True)]
-            first = errors[0]
-            if first >= 3.0:
-                for k in range(1, len(errors)):
-                    if errors[k - 1] - errors[k] >= max(1.0, 0.1 * first):
-                        reaction = float(chrono[k].ts - onset_ts)
-                        flick = _flick_ms_per_bit(chrono, chrono_t, errors, k - 1, lim)
-                        break
-        start = None
+            turn = _flick_start(chrono, errors)
+            # A movement that began well before the target appeared (a sweep
+            # that ends on it) is no reaction to it.
+            if turn is not None and turn[0] >= onset_ts - 25.0:
+                reaction = max(turn[0] - onset_ts, 0.0)
+                flick = _flick_ms_per_bit(chrono, chrono_t, errors, turn, lim)
+        on_since = None
         for s, t in zip(window, targets, strict=True):
             if hit_test((s.x, s.y, s.z), s.yaw, s.pitch, (t.x, t.y, t.z)) is None:
                 break
-            start = s.ts
+            on_since = s.ts
         else:
             return engage, reaction, delay, flick  # on target all along: tracking, not a trigger
-        if start is not None:
-            delay = float(ts - start)
+        if on_since is not None:
+            delay = float(ts - on_since)
         return engage, reaction, delay, flick
 
     # --- vectors ----------------------------------------------------------
@@ -923,12 +921,14 @@ _CUSUM_STEPS: Final[dict[str, tuple[float, float]]] = {
 
 
 def _flick_ms_per_bit(chrono: list[Sample], targets: list[Sample], errors: list[float],
-                      still: int, lim: Limits) -> float:
-    """Time from ``chrono[still]`` to the first tick within the target's body radius, per bit.
+                      start: tuple[float, int], lim: Limits) -> float:
+    """Time from the flick's ``start`` to the first tick within the target's body radius, per bit.
 
-    NaN when the crosshair never got there before the shot or the flick is
+    ``start`` is :func:`_flick_start`'s (ms, index of the last tick at or
+    before it); the amplitude is the error at that tick. NaN when the crosshair never got there before the shot or the flick is
     too easy (under one bit) to say anything.
     """
+    start_ms, still = start
     s, t = chrono[still], targets[still]
     dist = math.hypot(t.x - s.x, t.y - s.y)
     if dist <= 0.0:
@@ -939,8 +939,76 @@ def _flick_ms_per_bit(chrono: list[Sample], targets: list[Sample], errors: list[
         return NAN
     for k in range(still + 1, len(errors)):
         if errors[k] <= width / 2.0:
-            return (chrono[k].ts - s.ts) / bits
+            return (chrono[k].ts - start_ms) / bits
     return NAN
+
+
+def _fresh_onset(window: list[Sample], seen: list[bool], hidden_ms: int, *,
+                 since_spawn: bool = False) -> int | None:
+    """Index in ``window`` (newest first) of the tick the target appeared, or None.
+
+    The target must be visible from that tick to the shot and hidden for at
+    least ``hidden_ms`` before it (or since the shooter's spawn, when
+    ``since_spawn`` says the window starts there): a target that ducks
+    behind a pillar for a moment mid-fight has not appeared, and the
+    shooter still engaged with it is not reacting to it.
+    """
+    if not seen[1]:
+        return None
+    for i in range(2, len(window)):
+        if not seen[i]:
+            onset = i - 1
+            hidden_from = window[onset].ts - hidden_ms
+            for k in range(i, len(window)):
+                if seen[k]:
+                    return None
+                if window[k].ts <= hidden_from:
+                    return onset
+            return onset if since_spawn else None
+    return None
+
+
+def _flick_start(chrono: list[Sample], errors: list[float]) -> tuple[float, int] | None:
+    """When the flick toward the target began, from its middle and its peak speed.
+
+    A human flick follows a minimum-jerk profile: it reaches half its
+    amplitude ``A`` at mid-duration and peaks there at ``1.875 A / T``. So the
+    start is the interpolated half-way crossing minus ``T / 2``, with ``T``
+    from the fastest tick-to-tick closing speed. Reading the start off the
+    middle of the movement rather than its first visible tick keeps the
+    look-around of an idle view (a few degrees per tick either way) and the
+    flick's slow first milliseconds out of the reaction time. Returns the
+    start (ms) and the index of the last tick at or before it; None when the
+    view never closed in on the target.
+    """
+    first = errors[0]
+    if first < 3.0 or len(errors) < 3:
+        return None
+    low = min(range(len(errors)), key=errors.__getitem__)
+    amplitude = first - errors[low]
+    if amplitude < max(2.0, 0.3 * first):
+        return None
+    half = first - amplitude / 2.0
+    k = next(i for i in range(1, low + 1) if errors[i] <= half)
+    e0, e1, t0, t1 = errors[k - 1], errors[k], chrono[k - 1].ts, chrono[k].ts
+    mid = t0 + (t1 - t0) * (e0 - half) / (e0 - e1)
+    peak = max(
+        (errors[i - 1] - errors[i]) / (chrono[i].ts - chrono[i - 1].ts)
+        for i in range(1, low + 1) if chrono[i].ts > chrono[i - 1].ts
+    )
+    if peak <= 0.0:
+        return None
+    duration = 1.875 * amplitude / peak
+    start = mid - duration / 2.0
+    if duration <= 2.0 * (chrono[k].ts - chrono[k - 1].ts):
+        # Too fast for the tick rate to show its profile (a snap): it began
+        # after the last tick at which the view had not yet moved.
+        resting = max(i for i in range(k) if errors[i] >= first - 0.01 * amplitude)
+        start = max(start, float(chrono[resting].ts))
+    still = max((i for i in range(low + 1) if chrono[i].ts <= start), default=0)
+    if first - errors[still] > max(2.0, 0.25 * amplitude):
+        return None  # the view was already closing in (walking that way, a drifting look): no clean start
+    return start, still
 
 
 def _nanmax(a: float, b: float) -> float:

@@ -198,7 +198,10 @@ class Engine(Combat):
         dist = np.hypot(d[:, 0], d[:, 1])
         speed = np.hypot(b.vel[:, 0], b.vel[:, 1])
         stuck = (speed < 0.3) & (t - self.wp_set > 800.0) & (self.target < 0)
-        fighting = (self.target >= 0) & (self.lost_since < 0)  # strafing, no waypoint
+        # Strafing, no waypoint; not while still reacting: the body answers an
+        # enemy no sooner than the view does, so nothing moves toward the
+        # target before the reaction time is up.
+        fighting = (self.target >= 0) & (self.lost_since < 0) & (self.aim.mode != REACT)
         need = alive & ~fighting & ((dist < 1.5) | (t >= self.wp_deadline) | stuck)
         for i in np.nonzero(need)[0].tolist():
             self._next_waypoint(i, t, new_goal=bool(stuck[i]))

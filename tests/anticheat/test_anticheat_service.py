@@ -127,7 +127,11 @@ class _WindowLover:
         return np.zeros(len(x))
 
 
-def test_core_scores_each_complete_window_once_and_names_it_in_the_alert():
+def test_core_scores_each_complete_window_once_and_names_it_in_the_alert(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Match-long vectors only from 21 s of play, so the stand-in's 0.9 can
+    # only come from a window's vector (a player who died early has a
+    # match-long vector of 15-20 s, which would look like a window to it).
+    monkeypatch.setattr("anticheat.service.MIN_ALIVE_S", 21.0)
     rec = _recording()
     bundle = model.ModelBundle(scorer=_WindowLover(), policy=model.Policy(0.5, 0.01, 0.01),  # type: ignore[arg-type]
                                version="windows", seed=0)
