@@ -84,7 +84,7 @@ def scores_of(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> np.ndarra
     """Per player per match aggregate score; players never scored get 0."""
     x = snapshot_matrix(records)
     per_snapshot = bundle.scorer.score_many(x) if len(x) else np.zeros(0)
-    agg = aggregate(records, per_snapshot)
+    agg = aggregate(records, per_snapshot, bundle.combiner)
     return np.nan_to_num(agg, nan=0.0)
 
 

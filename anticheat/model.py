@@ -17,14 +17,18 @@ Three separate steps, as in river's ``score_one`` / ``classify``:
   differs from :data:`anticheat.features.FEATURE_NAMES`, since a model
   scoring the wrong columns would be silently wrong.
 
-Scores are aggregated per player per match as the *maximum* over periodic
-snapshots taken once a player has enough data (:data:`MIN_ALIVE_S`); the
-threshold is chosen on the same aggregate, so the stated false-positive rate
-is per player per match, the unit an analyst reviews.
+Scores are aggregated per player per match from two kinds of evidence: the
+best score of the match-long vectors (taken once a player has enough data,
+:data:`MIN_ALIVE_S`) and the best score of the 20 s windows. A
+:class:`Combiner` reads each against the same best among clean held-out
+players and keeps the rarer of the two (see there for why not the plain
+maximum); the threshold is chosen on the same aggregate, so the stated
+false-positive rate is per player per match, the unit an analyst reviews.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +45,7 @@ __all__ = [
     "FORMAT",
     "MIN_ALIVE_S",
     "TRUSTED_TYPES",
+    "Combiner",
     "ModelBundle",
     "ModelRejected",
     "Policy",
@@ -56,7 +61,7 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 #: Bumped when the saved layout changes; older files are refused.
-FORMAT: Final = "gamebus-anticheat/1"
+FORMAT: Final = "gamebus-anticheat/2"
 #: Snapshots of a player with less play than this are not scored.
 MIN_ALIVE_S: Final = 15.0
 
@@ -141,6 +146,50 @@ def threshold_for_fpr(clean_scores: Sequence[float] | FloatArray, target_fpr: fl
     return Policy(threshold, fpr, target_fpr)
 
 
+@dataclass(frozen=True, slots=True)
+class Combiner:
+    """One score per player per match from the best match-long and the best window score.
+
+    The plain maximum over both lets the noisier evidence set the bar: a
+    player has a dozen 20 s windows and each is a fresh draw, so honest
+    players' best window scores reach high, the 1% threshold has to sit
+    above them, and a full-time cheater's steady match-long score no longer
+    clears it (on held-out matches that cost a humanised aimbot a quarter of
+    its recall). So each kind of evidence is read against its own kind among
+    clean held-out players, as the share of them scoring at least as high
+    (a tail share, ``(k + 1) / (n + 1)``), and the rarer of the two counts:
+    the combined score is ``1 - min(tail_match, tail_window)``. A closet
+    cheater still shows in the windows, a steady one in the match-long
+    vector, and each sets its own bar. Missing evidence (no window yet) has
+    a tail share of 1.
+    """
+
+    match_ref: tuple[float, ...]  # sorted best match-long scores of clean held-out players
+    window_ref: tuple[float, ...]  # sorted best window scores of the same players
+
+    @classmethod
+    def fit(cls, best_match: Sequence[float] | FloatArray, best_window: Sequence[float] | FloatArray) -> Combiner:
+        def ref(values: Sequence[float] | FloatArray) -> tuple[float, ...]:
+            return tuple(sorted(float(v) for v in values if not math.isnan(v)))
+
+        return cls(ref(best_match), ref(best_window))
+
+    def combine(self, best_match: float, best_window: float) -> float:
+        return 1.0 - min(_tail(self.match_ref, best_match), _tail(self.window_ref, best_window))
+
+    def window_decides(self, best_match: float, best_window: float) -> bool:
+        """Whether the window, not the match-long vector, is the rarer evidence."""
+        return _tail(self.window_ref, best_window) < _tail(self.match_ref, best_match)
+
+
+def _tail(ref: Sequence[float], value: float) -> float:
+    """Share of ``ref`` at or above ``value``, as ``(k + 1) / (n + 1)``; 1 when unknown."""
+    if math.isnan(value) or not ref:
+        return 1.0
+    k = len(ref) - bisect.bisect_left(ref, value)
+    return (k + 1) / (len(ref) + 1)
+
+
 @dataclass(slots=True)
 class Scorer:
     """The fitted estimators and how to read their scores."""
@@ -180,6 +229,7 @@ class ModelBundle:
     policy: Policy
     version: str
     seed: int
+    combiner: Combiner | None = None  # None: the plain maximum (stand-in models in tests)
     priors: dict[str, tuple[float, float]] = field(default_factory=dict)
     population: dict[str, list[float]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -187,6 +237,18 @@ class ModelBundle:
     @property
     def feature_names(self) -> tuple[str, ...]:
         return self.scorer.feature_names
+
+    def combine(self, best_match: float, best_window: float) -> float:
+        """The player's score from its best match-long and best window scores (NaN: none yet)."""
+        if self.combiner is None:
+            return max((v for v in (best_match, best_window) if not math.isnan(v)), default=0.0)
+        return self.combiner.combine(best_match, best_window)
+
+    def window_decides(self, best_match: float, best_window: float) -> bool:
+        """Whether the best window, not the match-long vector, explains the score."""
+        if self.combiner is None:
+            return best_window > best_match or (math.isnan(best_match) and not math.isnan(best_window))
+        return self.combiner.window_decides(best_match, best_window)
 
     def percentile(self, name: str, value: float) -> float:
         return percentile_of(self.population.get(name, []), value)
@@ -238,6 +300,8 @@ def save(bundle: ModelBundle, path: str | Path) -> Path:
         "iso_cutoff": float(bundle.scorer.iso_cutoff),
         "policy": {"threshold": float(bundle.policy.threshold), "fpr": float(bundle.policy.fpr),
                    "target_fpr": float(bundle.policy.target_fpr)},
+        "combiner": None if bundle.combiner is None else {
+            "match_ref": list(bundle.combiner.match_ref), "window_ref": list(bundle.combiner.window_ref)},
         "priors": {k: [float(a), float(b)] for k, (a, b) in bundle.priors.items()},
         "population": {k: [float(x) for x in v] for k, v in bundle.population.items()},
         "metrics": bundle.metrics,
@@ -273,11 +337,14 @@ def load(path: str | Path, *, expected_features: Sequence[str] = FEATURE_NAMES) 
             + "); retrain with this version",
         )
     pol = doc["policy"]
+    comb = doc.get("combiner")
     return ModelBundle(
         scorer=Scorer(doc["supervised"], doc["isolation"], float(doc["iso_cutoff"]), names),
         policy=Policy(float(pol["threshold"]), float(pol["fpr"]), float(pol["target_fpr"])),
         version=str(doc["version"]),
         seed=int(doc["seed"]),
+        combiner=None if comb is None else Combiner(tuple(map(float, comb["match_ref"])),
+                                                    tuple(map(float, comb["window_ref"]))),
         priors={k: (float(v[0]), float(v[1])) for k, v in doc.get("priors", {}).items()},
         population={k: list(v) for k, v in doc.get("population", {}).items()},
         metrics=dict(doc.get("metrics", {})),

@@ -87,9 +87,14 @@ def feature_config_for(bundle: ModelBundle | None) -> FeatureConfig:
 
 @dataclass(slots=True)
 class _PlayerOut:
-    best: float = 0.0
+    best: float = 0.0  # the combined score (ModelBundle.combine)
     best_anomaly: float = -math.inf
-    best_window: tuple[int, int] | None = None  # span of the window that scored best, if one did
+    best_match: float = math.nan  # best match-long score, and its vector
+    match_vec: dict[str, float] = field(default_factory=dict)
+    best_window_score: float = math.nan  # best window score, its vector and span
+    window_vec: dict[str, float] = field(default_factory=dict)
+    window_span: tuple[int, int] | None = None
+    best_window: tuple[int, int] | None = None  # the window's span when it decides the score
     alerted: set[str] = field(default_factory=set)
     refs: deque[Ref] = field(default_factory=lambda: deque(maxlen=12))
     first_pos: Ref | None = None
@@ -274,19 +279,22 @@ class ScoringCore:
         scores = self.bundle.scorer.score_many(x)
         anomalies = self.bundle.scorer.anomaly_many(x)
         self.counters.scored += len(x)
-        best_vec: dict[str, dict[str, float]] = {}
         for (name, vec, span), s in zip(windows, scores[len(ready):], strict=True):
             p = m.out(name)
-            if float(s) > p.best:
-                p.best, p.best_window, best_vec[name] = float(s), span, vec
+            if not float(s) <= p.best_window_score:  # NaN: the first window
+                p.best_window_score, p.window_span, p.window_vec = float(s), span, vec
         ts = feats.last_ts
         n = len(ready)
         for (name, st), vec, s, a in zip(ready, vectors, scores[:n], anomalies[:n], strict=True):
             p = m.out(name)
-            if float(s) > p.best:
-                p.best, p.best_window = float(s), None
-            else:
-                vec = best_vec.get(name, vec)
+            if not float(s) <= p.best_match:
+                p.best_match, p.match_vec = float(s), vec
+            # The score and its explanation come from whichever evidence is
+            # rarer among honest players: the whole match or one window.
+            p.best = self.bundle.combine(p.best_match, p.best_window_score)
+            by_window = self.bundle.window_decides(p.best_match, p.best_window_score)
+            p.best_window = p.window_span if by_window else None
+            vec = p.window_vec if by_window else vec
             p.best_anomaly = max(p.best_anomaly, float(a))
             out.append({
                 "type": "anticheat.score", "match": m.features.match, "ts": ts, "player": name,

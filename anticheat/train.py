@@ -20,7 +20,7 @@ import numpy as np
 
 from anticheat.dataset import PlayerRecord, build_records, reshrink, snapshot_label
 from anticheat.features import FEATURE_NAMES
-from anticheat.model import MIN_ALIVE_S, ModelBundle, Scorer, threshold_for_fpr, to_matrix
+from anticheat.model import MIN_ALIVE_S, Combiner, ModelBundle, Scorer, threshold_for_fpr, to_matrix
 from anticheat.stats import beta_prior
 
 __all__ = ["fit", "fit_bundle", "model_version", "priors_from"]
@@ -56,15 +56,32 @@ def _training_rows(records: Sequence[PlayerRecord]) -> tuple[np.ndarray, np.ndar
     return to_matrix(rows), np.array(labels, dtype=np.int64), np.array(groups, dtype=np.int64)
 
 
-def aggregate(records: Sequence[PlayerRecord], scores: np.ndarray) -> np.ndarray:
-    """Per player per match: the maximum over that player's scored snapshots."""
-    out = np.full(len(records), np.nan)
+def best_by_kind(records: Sequence[PlayerRecord], scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per player per match: the best match-long and the best window score (NaN where none)."""
+    best_match = np.full(len(records), np.nan)
+    best_window = np.full(len(records), np.nan)
     i = 0
     for k, r in enumerate(records):
-        n = len(r.snapshots)
-        if n:
-            out[k] = float(np.max(scores[i:i + n]))
-        i += n
+        for snap in r.snapshots:
+            best = best_window if snap.window else best_match
+            best[k] = np.fmax(best[k], scores[i])
+            i += 1
+    return best_match, best_window
+
+
+def aggregate(records: Sequence[PlayerRecord], scores: np.ndarray,
+              combiner: Combiner | None = None) -> np.ndarray:
+    """Per player per match score, as the service aggregates it (NaN for a player never scored).
+
+    With a :class:`~anticheat.model.Combiner`, the rarer of the best
+    match-long and best window score; without one, the plain maximum.
+    """
+    best_match, best_window = best_by_kind(records, scores)
+    if combiner is None:
+        return np.fmax(best_match, best_window)
+    combined = [combiner.combine(m, w) for m, w in zip(best_match.tolist(), best_window.tolist(), strict=True)]
+    out = np.array(combined, dtype=np.float64)
+    out[np.isnan(best_match) & np.isnan(best_window)] = np.nan
     return out
 
 
@@ -148,18 +165,20 @@ def _fit(
     ])
     isolation.fit(x[y == 0])
     scorer = Scorer(supervised, isolation, math.inf)
-    # Cut-offs on clean held-out players, per player per match (max over
-    # snapshots, windows included, as the service aggregates; the anomaly
-    # score over match-long snapshots only, the ones the service reads it on).
+    # Cut-offs on clean held-out players, per player per match (the best
+    # match-long and window scores combined, as the service aggregates; the
+    # anomaly score over match-long snapshots only, the ones the service
+    # reads it on).
     clean = [r for r in calib if not r.label and r.snapshots]
-    cx = snapshot_matrix(clean)
-    policy = threshold_for_fpr(aggregate(clean, scorer.score_many(cx)), target_fpr)
+    clean_scores = scorer.score_many(snapshot_matrix(clean))
+    combiner = Combiner.fit(*best_by_kind(clean, clean_scores))
+    policy = threshold_for_fpr(aggregate(clean, clean_scores, combiner), target_fpr)
     long = _match_long(clean)
     iso = threshold_for_fpr(aggregate(long, scorer.anomaly_many(snapshot_matrix(long))), target_fpr / 2)
     scorer.iso_cutoff = iso.threshold
     population = _population(long)
     return ModelBundle(
-        scorer=scorer, policy=policy, version=version, seed=seed,
+        scorer=scorer, policy=policy, version=version, seed=seed, combiner=combiner,
         priors=priors or priors_from(train), population=population,
         metrics={"train_rows": len(y), "train_cheat_rows": int(y.sum()),
                  "calib_clean_players": len(clean), "iso_fpr": iso.fpr,

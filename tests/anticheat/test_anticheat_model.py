@@ -66,6 +66,20 @@ def test_small_fit_beats_chance_by_a_clear_margin_on_held_out_matches(bundle):
     assert 0.0 <= bundle.policy.fpr <= 0.01 + 1e-9
 
 
+def test_the_rarer_evidence_decides_each_read_against_its_own_kind():
+    # honest players' best windows run higher than their match-long scores
+    comb = model.Combiner.fit(best_match=[0.1 * k for k in range(10)], best_window=[0.5 + 0.05 * k for k in range(10)])
+    # 0.95 is above every honest match-long score (tail 1/11) but an ordinary window (tail 2/11)
+    assert comb.combine(0.95, math.nan) == pytest.approx(1 - 1 / 11)
+    assert comb.combine(math.nan, 0.95) == pytest.approx(1 - 2 / 11)
+    assert comb.combine(0.95, 0.95) == pytest.approx(1 - 1 / 11)
+    assert not comb.window_decides(0.95, 0.95)
+    assert comb.window_decides(0.0, 0.99)
+    assert comb.combine(math.nan, math.nan) == 0.0
+    # monotone in each kind of evidence
+    assert comb.combine(0.35, 0.6) <= comb.combine(0.45, 0.6) <= comb.combine(0.45, 0.8)
+
+
 def test_skops_round_trip_keeps_scores_version_schema_and_seed(bundle, tmp_path):
     path = model.save(bundle, tmp_path / "m.skops")
     loaded = model.load(path)
@@ -74,6 +88,7 @@ def test_skops_round_trip_keeps_scores_version_schema_and_seed(bundle, tmp_path)
     assert np.allclose(loaded.scorer.anomaly_many(x), bundle.scorer.anomaly_many(x))
     assert (loaded.version, loaded.seed, loaded.feature_names) == ("test-1", 1, FEATURE_NAMES)
     assert loaded.policy == bundle.policy
+    assert loaded.combiner == bundle.combiner and bundle.combiner is not None
     assert path.read_bytes()[:2] == b"PK"  # a zip of JSON and arrays, not a pickle
 
 
