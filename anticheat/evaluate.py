@@ -1,7 +1,8 @@
 """Evaluate a model and the rules on held-out simulated matches.
 
-The unit is a player in a match (the score is the maximum over the player's
-match-long snapshots and sliding windows, as the service aggregates it).
+The unit is a player in a match (the score combines the best of the
+player's match-long snapshots and the best of its sliding windows, as the
+service aggregates it; see :class:`anticheat.model.Combiner`).
 For each cheat kind and intensity the cheaters of that group are ranked
 against *all* clean players:
 ROC-AUC, and recall at 1% and 0.1% false-positive rate read off that ROC.
@@ -145,7 +146,8 @@ def markdown(report: Report, *, command: str = "") -> str:
         "",
         f"Held-out matches: {report.matches}; clean players: {report.clean}; "
         f"cheating players: {report.cheaters}. Unit: one player in one match, scored with the "
-        "maximum over its match-long snapshots and its sliding windows (as the service does).",
+        "rarer of its best match-long and its best window score among honest players "
+        "(as the service does).",
         "",
     ]
     if command:

@@ -13,9 +13,10 @@ released up to the lowest watermark of the *active* sources it has seen,
 minus ``reorder_ms``. A source that delivered nothing for ``idle_source_ms``
 (arrival time, passed in by the edge) stops holding others back, so a quiet
 topic cannot stall scoring. Next come the online features,
-the rules, and per player the running maximum of the model score over
-its match-long vector and its complete sliding windows (the
-per-player-per-match aggregate the policy's threshold was chosen on).
+the rules, and per player the best model score of its match-long vector
+and the best of its complete sliding windows, combined into one score by
+the model's :class:`~anticheat.model.Combiner` (the per-player-per-match
+aggregate the policy's threshold was chosen on).
 
 The steps stay separate, as in ``STYLE.md``: :meth:`ScoringCore.feed`
 updates state; every ``score_interval_ms`` of match time the players'
