@@ -175,7 +175,7 @@ class ShotReading(NamedTuple):
     on_box: bool  # the game's hit test on the crosshair at the shot's tick
     turn_deg_s: float  # how fast the view turned over the tick of the shot
     engage_ms: float  # target became visible -> this shot (first shot of an onset)
-    reaction_ms: float  # target became visible -> view starts turning toward it
+    reaction_ms: float  # target appeared -> the flick toward it starts
     delay_ms: float  # crosshair met the hitbox -> shot
     flick_ms_per_bit: float  # flick time over its Fitts index of difficulty
     track_errors: tuple[float, ...] = ()  # per tick since the burst's previous shot, deg
@@ -925,8 +925,9 @@ def _flick_ms_per_bit(chrono: list[Sample], targets: list[Sample], errors: list[
     """Time from the flick's ``start`` to the first tick within the target's body radius, per bit.
 
     ``start`` is :func:`_flick_start`'s (ms, index of the last tick at or
-    before it); the amplitude is the error at that tick. NaN when the crosshair never got there before the shot or the flick is
-    too easy (under one bit) to say anything.
+    before it); the amplitude is the error at that tick. NaN when the
+    crosshair never got there before the shot or the flick is too easy
+    (under one bit) to say anything.
     """
     start_ms, still = start
     s, t = chrono[still], targets[still]
