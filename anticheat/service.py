@@ -90,8 +90,7 @@ def feature_config_for(bundle: ModelBundle | None) -> FeatureConfig:
 class _PlayerOut:
     best: float = 0.0  # the combined score (ModelBundle.combine)
     best_anomaly: float = -math.inf
-    best_match: float = math.nan  # best match-long score, and its vector
-    match_vec: dict[str, float] = field(default_factory=dict)
+    best_match: float = math.nan  # best match-long score
     best_window_score: float = math.nan  # best window score, its vector and span
     window_vec: dict[str, float] = field(default_factory=dict)
     window_span: tuple[int, int] | None = None
@@ -289,7 +288,7 @@ class ScoringCore:
         for (name, st), vec, s, a in zip(ready, vectors, scores[:n], anomalies[:n], strict=True):
             p = m.out(name)
             if not float(s) <= p.best_match:
-                p.best_match, p.match_vec = float(s), vec
+                p.best_match = float(s)
             # The score and its explanation come from whichever evidence is
             # rarer among honest players: the whole match or one window.
             p.best = self.bundle.combine(p.best_match, p.best_window_score)
