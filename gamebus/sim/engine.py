@@ -156,7 +156,17 @@ class Engine(Combat):
         if len(idx) == 0:
             return []
         jitter = jitter[idx - lo]
-        p, v = self.bodies.pos[idx], self.bodies.vel[idx]
+        # The server moves a player by the movement commands that reached it
+        # this tick, and commands arrive with jitter: the published position
+        # is where the client was a few ms ago, by a lateness that changes
+        # every tick, so the distance covered in one tick is never exactly
+        # speed x tick. The view is the last command's absolute angles and
+        # is not integrated, so it is published as is.
+        late = np.minimum(np.abs(match.rng.normal(0.0, 1.0, match.n)), 3.0)
+        late_ms = late[idx - lo] * self.command_jitter_ms[idx]
+        v = self.bodies.vel[idx]
+        p = self.bodies.pos[idx] - v * (late_ms / 1000.0)[:, None]
+        p[:, 2] = np.maximum(p[:, 2], 0.0)
         ping = np.maximum(1, np.round(self.ping_ms[idx] * (1 + 0.06 * jitter) + jitter)).astype(int)
         ts, mid = round(match.start_ts_ms + t), match.match_id
         names = [self.profiles[i].player for i in idx.tolist()]

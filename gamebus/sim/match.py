@@ -109,7 +109,10 @@ class MatchSimulator:
     ``cheat_kinds`` restricts the kinds drawn (default: all of
     :data:`~gamebus.sim.cheats.CHEAT_KINDS`); ``intensity`` forces
     ``"blatant"`` or ``"subtle"`` (default: either, evenly);
-    ``closet_share`` is the share of cheaters who only cheat part-time.
+    ``closet_share`` is the share of cheaters who only cheat part-time;
+    ``command_jitter`` publishes positions as the server's late copy of
+    them (see :data:`~gamebus.sim.state.COMMAND_JITTER_BASE_MS`), off only
+    for tests of the exact physics.
     Everything about the match except its play (map, players, cheaters,
     labels) is drawn here, before the first tick.
     """
@@ -129,6 +132,7 @@ class MatchSimulator:
         map_name: str | None = None,
         round_s: float = DEFAULT_ROUND_S,
         closet_share: float = CLOSET_SHARE,
+        command_jitter: bool = True,
     ) -> None:
         if players < 2:
             raise ConfigError("a match needs at least 2 players")
@@ -173,6 +177,7 @@ class MatchSimulator:
         self.setup = MatchSetup(
             seed=seed, match_id=match_id, rng=rng, map_name=self.map_name,
             profiles=self.profiles, cheat=cheat, start_ts_ms=start_ts_ms, end_ts_ms=self.end_ts_ms,
+            command_jitter=command_jitter,
         )
         self._played = False
 
@@ -252,11 +257,13 @@ def simulate_match(
     map_name: str | None = None,
     round_s: float = DEFAULT_ROUND_S,
     closet_share: float = CLOSET_SHARE,
+    command_jitter: bool = True,
 ) -> MatchRecording:
     """Simulate one whole match; the same arguments always give the same recording."""
     sim = MatchSimulator(
         seed=seed, match_id=match_id, players=players, cheaters=cheaters, tick_hz=tick_hz,
         duration_s=duration_s, start_ts_ms=start_ts_ms, cheat_kinds=cheat_kinds,
         intensity=intensity, map_name=map_name, round_s=round_s, closet_share=closet_share,
+        command_jitter=command_jitter,
     )
     return sim.recording(list(sim.events()))

@@ -48,6 +48,13 @@ Event = dict[str, Any]
 
 RESPAWN_MS: Final = 2500.0
 START_HEALTH: Final = 100.0
+#: How late a client's movement commands reach the server, sd in ms: a base
+#: plus a share of the ping (a longer route jitters more), so a player at
+#: 40 ms ping is 0-18 ms late each tick (its per-tick speed spreads by about
+#: 10%) and one at 200 ms twice that. See
+#: :meth:`~gamebus.sim.engine.Engine._positions`.
+COMMAND_JITTER_BASE_MS: Final = 2.0
+COMMAND_JITTER_PER_PING: Final = 0.1
 
 
 def tick_ms(tick_hz: int) -> int:
@@ -72,8 +79,10 @@ class MatchSetup:
         cheat: dict[int, tuple[CheatProfile, CheaterLabel]],
         start_ts_ms: int,
         end_ts_ms: int,
+        command_jitter: bool = True,
     ) -> None:
         self.seed, self.match_id, self.rng = seed, match_id, rng
+        self.command_jitter = command_jitter
         self.map_name = map_name
         self.map: GameMap = get_map(map_name)
         self.nav: NavGrid = nav_grid(map_name)
@@ -134,6 +143,8 @@ class PlayerState:
         self.goal_deadline = np.zeros(n)
         self.strafe = np.concatenate([np.where(m.rng.random(m.n) < 0.5, -1.0, 1.0) for m in matches])
         self.ping_ms = np.array([p.ping_ms for p in self.profiles])
+        jitter_on = np.concatenate([np.full(m.n, float(m.command_jitter)) for m in matches])
+        self.command_jitter_ms = jitter_on * (COMMAND_JITTER_BASE_MS + COMMAND_JITTER_PER_PING * self.ping_ms)
         self.jump_rate = np.array([p.jump_rate_hz for p in self.profiles])
         self.target = np.full(n, -1, dtype=np.int64)
         self.aim_height = np.full(n, CHEST_HEIGHT_M)

@@ -16,7 +16,7 @@ from tests.sim.sim_analysis import angular_steps, lives, reactions
 def _aim_match(kind: str, intensity: str) -> MatchRecording:
     return simulate_match(seed=31, match_id=f"{kind}-{intensity}", players=12, cheaters=4,
                           duration_s=25, cheat_kinds=[kind], intensity=intensity,
-                          closet_share=0.0)  # type: ignore[arg-type]
+                          command_jitter=False, closet_share=0.0)  # type: ignore[arg-type]
 
 
 def _human_reactions(recs: list[MatchRecording]):

@@ -11,6 +11,7 @@ import pytest
 
 from gamebus.sim import MatchRecording, simulate_match
 from gamebus.sim.cheats import SUBTLE_BOOST, subtle_boost
+from gamebus.sim.state import COMMAND_JITTER_BASE_MS, COMMAND_JITTER_PER_PING
 from gamebus.sim.world import (
     GRAVITY,
     MAX_ACCEL_MPS2,
@@ -29,7 +30,7 @@ EPS = 1e-6
 def _cheat_match(kind: str, intensity: str, *, closet: float = 0.0, seed: int = 21) -> MatchRecording:
     return simulate_match(seed=seed, match_id=f"{kind}-{intensity}", players=10, cheaters=3,
                           duration_s=20, cheat_kinds=[kind], intensity=intensity,
-                          closet_share=closet)  # type: ignore[arg-type]
+                          command_jitter=False, closet_share=closet)  # type: ignore[arg-type]
 
 
 def _speeds(rec: MatchRecording, player: str) -> np.ndarray:
@@ -56,6 +57,34 @@ def test_honest_players_never_exceed_the_top_speed(clean_matches, mixed_match):
     ls = _honest_lives([*clean_matches, mixed_match])
     assert max(horizontal_speed(e) for life in ls for e in life) <= MAX_SPEED_MPS + EPS
     assert max(step_speeds(life).max(initial=0.0) for life in ls) <= MAX_SPEED_MPS + EPS
+
+
+def test_command_jitter_spreads_a_tick_but_not_a_second():
+    """The server's copy of a position is late by a few ms that change every tick.
+
+    So one tick's distance can beat the top speed (more so at a higher
+    ping), while a second's distance stays within it but for the lateness
+    at its two ends (at most 3 sd each).
+    """
+    rec = simulate_match(seed=5, match_id="jitter", players=20, cheaters=0, duration_s=20)
+    ping = {p.player: p.ping_ms for p in rec.players}
+    worst_late_s = 3 * (COMMAND_JITTER_BASE_MS + COMMAND_JITTER_PER_PING * max(ping.values())) / 1000
+    spread: dict[str, float] = {}
+    for player, ls in lives(rec.events).items():
+        for life in ls:
+            assert all(e["z"] >= 0.0 for e in life)
+            steps = step_speeds(life)
+            running = steps[steps > 0.8 * WEAPON_MAX_SPEED_MPS["sniper"]]
+            if len(running) >= 20:
+                spread[player] = max(spread.get(player, 0.0), float(np.std(running / np.median(running))))
+            xy = np.array([(e["x"], e["y"]) for e in life])
+            for a in range(len(life) - 20):  # 20 ticks: one second
+                assert math.hypot(*(xy[a + 20] - xy[a])) <= MAX_SPEED_MPS * (1.0 + 2 * worst_late_s) + EPS
+    assert max(step_speeds(life).max(initial=0.0) for ls in lives(rec.events).values()
+               for life in ls) > MAX_SPEED_MPS
+    low = [spread[p] for p in spread if ping[p] < 30]
+    high = [spread[p] for p in spread if ping[p] > 60]
+    assert low and high and np.median(high) > np.median(low)
 
 
 def test_honest_players_reach_the_top_speed_of_their_weapons(clean_matches):
