@@ -67,6 +67,8 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "speed_over_cap_frac",
     "speed_band_frac",
     "speed_over_max_frac",
+    "run_speed_p95",
+    "run_speed_band_frac",
     "fight_speed_p50",
     "accel_p95",
     "teleport_count",
@@ -132,6 +134,10 @@ class FeatureConfig:
     limits: Limits = field(default_factory=Limits)
     spawn_grace_ms: int = 1000
     max_step_ms: int = 250
+    #: Speeds over this long: a server's copy of a position is late by a few
+    #: ms that change every tick, which one tick's speed cannot tell from a
+    #: speed-up and a second's distance can.
+    run_window_ms: int = 1000
     teleport_factor: float = 2.0
     teleport_slack_m: float = 1.0
     airborne_m: float = 0.05
@@ -209,6 +215,8 @@ class PlayerState:
         self.alive_ms = 0
         # movement
         self.speed = Histogram.linear(0.0, 15.0, 750)  # m/s; judged against the weapon later
+        self.run_speed = Histogram.linear(0.0, 15.0, 750)  # m/s over run_window_ms
+        self.trail: deque[tuple[int, float, float]] = deque()  # (ts, x, y) of the run window
         self.fight_speed = Samples()
         self.accel = Histogram.linear(0.0, 4.0, 200)
         self.velocity: tuple[float, float] | None = None
@@ -275,6 +283,7 @@ class PlayerState:
     def spawn(self, ts: int, event: Mapping[str, Any]) -> None:
         """A (re)spawn moves the player legitimately: forget the last position."""
         self.history.clear()
+        self.trail.clear()
         self.velocity = None
         self.last_w = self.last_acc = None
         self.air_start = None
@@ -315,16 +324,29 @@ class PlayerState:
             self.teleports += 1
             self.teleport_excess_max = max(self.teleport_excess_max, dist - allowed)
             self.velocity = None
+            self.trail.clear()
             return
         if dt * 1000.0 > cfg.max_step_ms:
             self.velocity = None
+            self.trail.clear()
             return
         self.speed.add(dist / dt)
+        self._run(s)
         v = (dx / dt, dy / dt)
         if self.velocity is not None:
             acc = math.hypot(v[0] - self.velocity[0], v[1] - self.velocity[1]) / dt
             self.accel.add(acc / lim.max_accel_mps2)
         self.velocity = v
+
+    def _run(self, s: Sample) -> None:
+        """Speed over the last ``run_window_ms`` of one unbroken stretch of movement."""
+        trail, span = self.trail, self.config.run_window_ms
+        trail.append((s.ts, s.x, s.y))
+        while len(trail) > 2 and trail[1][0] <= s.ts - span:
+            trail.popleft()
+        t0, x0, y0 = trail[0]
+        if s.ts - t0 >= span:
+            self.run_speed.add(math.hypot(s.x - x0, s.y - y0) * 1000.0 / (s.ts - t0))
 
     def _air(self, s: Sample) -> None:
         cfg = self.config
@@ -460,6 +482,22 @@ class PlayerState:
             return self.shots, self.hits, self.headshots
         return self.shots, self.kills, self.kill_headshots
 
+    def _run_band(self, cap: float) -> float:
+        """Share of the running seconds faster than the weapon allows but slower than a knife.
+
+        A second's distance is off by a few percent at most (the lateness at
+        its two ends), so the band's edges keep that far from the weapon's
+        cap and from the knife's speed, which any honest player may run at.
+        """
+        runs = self.run_speed
+        moving = runs.count * (1.0 - runs.fraction_between(-1.0, 1.0)) if runs.count else 0.0
+        if moving < 10:
+            return NAN
+        lo, hi = cap * 1.03, self.config.limits.max_speed_mps * 0.985
+        if lo >= hi:
+            return NAN  # the weapon is as fast as a knife: no band to run in
+        return runs.fraction_between(lo, hi) * runs.count / moving
+
     def vector(self, *, median_step_ms: float = NAN) -> dict[str, float]:
         """The feature vector now; keys are :data:`FEATURE_NAMES`."""
         cfg, lim = self.config, self.config.limits
@@ -486,6 +524,8 @@ class PlayerState:
             "speed_over_cap_frac": share(cap * 1.01, 1e9),
             "speed_band_frac": share(cap * 1.01, lim.max_speed_mps * 0.995),
             "speed_over_max_frac": share(lim.max_speed_mps * 1.01, 1e9),
+            "run_speed_p95": self.run_speed.quantile(0.95) / cap,
+            "run_speed_band_frac": self._run_band(cap),
             "fight_speed_p50": self.fight_speed.quantile(0.5),
             "accel_p95": self.accel.quantile(0.95),
             "teleport_count": float(self.teleports),

@@ -40,6 +40,31 @@ def test_rifle_cap_makes_the_same_speed_a_higher_ratio():
     assert v["speed_p50"] == pytest.approx(1.0, abs=0.01)
 
 
+def _late(events, late_ms, speed_mps):
+    """The server's late copy of a straight run: each tick ``late_ms[i]`` behind."""
+    return [{**e, "x": e["x"] - speed_mps * late_ms[i % len(late_ms)] / 1000.0}
+            for i, e in enumerate(events)]
+
+
+@pytest.mark.parametrize(("speed_mps", "in_band"), [(5.4, False), (5.75, True)])
+def test_a_seconds_speed_sees_through_command_jitter(speed_mps, in_band):
+    # Lateness 0, 12, 3, 18 ms in turn: one tick's speed swings by +-35%.
+    events = [shot(0, "p1", 0.0, weapon="rifle"),
+              *_late(walk("p1", speed_mps=speed_mps, seconds=6), [0.0, 12.0, 3.0, 18.0], speed_mps)]
+    v = features_of(events)
+    assert v["speed_max"] > 1.3  # one tick's speed says nothing
+    assert v["run_speed_p95"] == pytest.approx(speed_mps / 5.4, abs=0.02)
+    assert v["run_speed_band_frac"] == (pytest.approx(1.0) if in_band else 0.0)
+
+
+def test_a_knife_run_is_not_in_the_band_and_a_pistol_has_none():
+    rifle = features_of([shot(0, "p1", 0.0, weapon="rifle"), *walk("p1", speed_mps=6.0, seconds=4)])
+    assert rifle["run_speed_p95"] == pytest.approx(6.0 / 5.4, abs=0.01)
+    assert rifle["run_speed_band_frac"] == 0.0
+    pistol = features_of([shot(0, "p1", 0.0, weapon="pistol"), *walk("p1", speed_mps=6.0, seconds=4)])
+    assert math.isnan(pistol["run_speed_band_frac"])
+
+
 def test_one_tick_jump_of_twenty_metres_is_a_teleport_with_its_excess():
     events = walk("p1", speed_mps=3.0, seconds=2)
     events.append(pos(2050, "p1", 16.0 + 20.0, 10.0))
