@@ -17,12 +17,13 @@ the clock or the network.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
 
 from gamebus.errors import ConfigError
+from gamebus.sim.accounts import Account
 from gamebus.sim.cheats import (
     CHEAT_KINDS,
     CLOSET_SHARE,
@@ -34,7 +35,7 @@ from gamebus.sim.cheats import (
     sample_on_intervals,
 )
 from gamebus.sim.engine import RESPAWN_MS, Engine, MatchSetup, tick_ms
-from gamebus.sim.profiles import PlayerProfile, sample_profiles
+from gamebus.sim.profiles import TEAMS, PlayerProfile, sample_profiles
 from gamebus.sim.world import MAP_NAMES, get_map
 
 __all__ = [
@@ -113,6 +114,11 @@ class MatchSimulator:
     ``command_jitter`` publishes positions as the server's late copy of
     them (see :data:`~gamebus.sim.state.COMMAND_JITTER_BASE_MS`), off only
     for tests of the exact physics.
+    ``roster`` plays a lobby of persistent accounts
+    (:mod:`gamebus.sim.accounts`): players, their skill and their cheats
+    come from the accounts (``players``, ``cheaters``, ``cheat_kinds``,
+    ``intensity`` and ``closet_share`` are then unused); the seed draws the
+    map, the teams and a closet cheater's on-intervals for this match.
     Everything about the match except its play (map, players, cheaters,
     labels) is drawn here, before the first tick.
     """
@@ -133,7 +139,10 @@ class MatchSimulator:
         round_s: float = DEFAULT_ROUND_S,
         closet_share: float = CLOSET_SHARE,
         command_jitter: bool = True,
+        roster: Sequence[Account] | None = None,
     ) -> None:
+        if roster is not None:
+            players = len(roster)
         if players < 2:
             raise ConfigError("a match needs at least 2 players")
         if not 1 <= tick_hz <= 128:
@@ -156,23 +165,38 @@ class MatchSimulator:
         self.n_ticks = max(1, round(duration_s * 1000 / tick_ms(tick_hz)))
         self.end_ts_ms = start_ts_ms + self.n_ticks * tick_ms(tick_hz)
         self.map_name = map_name or str(rng.choice(MAP_NAMES))
-        self.profiles = sample_profiles(rng, players)
-        count = _cheater_count(players, cheaters)
-        chosen = rng.choice(players, size=count, replace=False) if count else np.array([], int)
         cheat: dict[int, tuple[CheatProfile, CheaterLabel]] = {}
-        for idx in sorted(int(i) for i in chosen):
-            kind = str(rng.choice(kinds))
-            inten: Intensity = intensity or ("blatant" if rng.random() < 0.5 else "subtle")
-            prof = sample_cheat(rng, kind, inten)
-            closet = bool(rng.random() < closet_share)
+
+        def add(idx: int, prof: CheatProfile, closet: bool) -> None:
             intervals = sample_on_intervals(
                 rng, start_ms=start_ts_ms, end_ms=self.end_ts_ms, closet=closet
             )
             label = CheaterLabel(
-                match=match_id, player=self.profiles[idx].player, kind=kind, intensity=inten,
-                on_intervals=intervals, closet=closet, params=dict(prof.params),
+                match=match_id, player=self.profiles[idx].player, kind=prof.kind,
+                intensity=prof.intensity, on_intervals=intervals, closet=closet,
+                params=dict(prof.params),
             )
             cheat[idx] = (prof, label)
+
+        if roster is not None:
+            lobby = sorted(roster, key=lambda a: a.name)
+            if len({a.name for a in lobby}) != len(lobby):
+                raise ConfigError("an account appears twice in the roster")
+            side = rng.permutation(players)
+            self.profiles = [replace(a.profile, team=TEAMS[int(side[i]) % 2])
+                             for i, a in enumerate(lobby)]
+            for idx, a in enumerate(lobby):
+                if a.cheat is not None:
+                    add(idx, a.cheat, a.closet)
+        else:
+            self.profiles = sample_profiles(rng, players)
+            count = _cheater_count(players, cheaters)
+            chosen = rng.choice(players, size=count, replace=False) if count else np.array([], int)
+            for idx in sorted(int(i) for i in chosen):
+                kind = str(rng.choice(kinds))
+                inten: Intensity = intensity or ("blatant" if rng.random() < 0.5 else "subtle")
+                prof = sample_cheat(rng, kind, inten)
+                add(idx, prof, bool(rng.random() < closet_share))
         self.labels = [lab for _, lab in cheat.values()]
         self.setup = MatchSetup(
             seed=seed, match_id=match_id, rng=rng, map_name=self.map_name,
@@ -258,12 +282,13 @@ def simulate_match(
     round_s: float = DEFAULT_ROUND_S,
     closet_share: float = CLOSET_SHARE,
     command_jitter: bool = True,
+    roster: Sequence[Account] | None = None,
 ) -> MatchRecording:
     """Simulate one whole match; the same arguments always give the same recording."""
     sim = MatchSimulator(
         seed=seed, match_id=match_id, players=players, cheaters=cheaters, tick_hz=tick_hz,
         duration_s=duration_s, start_ts_ms=start_ts_ms, cheat_kinds=cheat_kinds,
         intensity=intensity, map_name=map_name, round_s=round_s, closet_share=closet_share,
-        command_jitter=command_jitter,
+        command_jitter=command_jitter, roster=roster,
     )
     return sim.recording(list(sim.events()))

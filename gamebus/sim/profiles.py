@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "SKILL_TIERS",
+    "TEAMS",
     "TIER_WEIGHTS",
     "PlayerProfile",
     "SkillTier",
@@ -57,7 +58,8 @@ SKILL_TIERS: Final[dict[str, SkillTier]] = {
 #: Share of each tier in the population (most players are not good).
 TIER_WEIGHTS: Final[dict[str, float]] = {"casual": 0.30, "average": 0.40, "good": 0.22, "pro": 0.08}
 
-_TEAMS: Final = ("red", "blue")
+#: The two teams of a match.
+TEAMS: Final = ("red", "blue")
 
 
 @dataclass(slots=True)
@@ -104,7 +106,7 @@ def sample_profiles(rng: np.random.Generator, n: int) -> list[PlayerProfile]:
         profiles.append(
             PlayerProfile(
                 player=f"p{i:02d}",
-                team=_TEAMS[i % 2],
+                team=TEAMS[i % 2],
                 skill=t.name,
                 # Lognormal ping: median 40 ms, a tail of players far away.
                 ping_ms=float(np.clip(40.0 * np.exp(rng.normal(0.0, 0.55)), 8.0, 220.0)),

@@ -9,7 +9,7 @@ import pytest
 import gamebus.sim
 from gamebus.sim import world
 
-MODULES = ["aim", "arrays", "batch", "cheats", "cli", "combat", "engagement", "engine", "io", "match",
+MODULES = ["accounts", "aim", "arrays", "batch", "cheats", "cli", "combat", "engagement", "engine", "io", "match",
            "movement", "navigation", "profiles", "publish", "state", "weapons", "world"]
 
 

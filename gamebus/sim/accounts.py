@@ -1,0 +1,129 @@
+"""Accounts that play many matches: the same person, the same cheat, match after match.
+
+A single match holds little evidence about a careful cheater: a subtle
+humanised aimbot on an average player looks like a good player for two
+minutes. Anti-cheat desks judge *accounts*, whose evidence accumulates over
+every match they play. A :class:`Account` is one player's persistent self
+(skill tier and its jittered parameters, ping, weapon, playing style) and
+its cheat, if any (kind, intensity, parameters, and whether it is a closet
+cheater who toggles the cheat on for part of each match).
+
+:func:`season_rosters` deals a pool of accounts into matches round by round:
+every account plays once per round, in a fresh lobby each time, so after
+``rounds`` rounds each has played ``rounds`` matches. A match built from a
+roster (``MatchSimulator(roster=...)``) draws only what changes per match
+from its seed: the map, the teams, a closet cheater's on-intervals and the
+play itself.
+
+Example::
+
+    from gamebus.sim.accounts import sample_accounts, season_rosters
+    from gamebus.sim import MatchSimulator
+
+    pool = sample_accounts(seed=5, n=40, cheaters=0.2)
+    rosters = season_rosters(seed=5, accounts=pool, players=20, rounds=3)
+    sims = [MatchSimulator(seed=5_000 + k, match_id=f"s{k}", roster=r)
+            for k, r in enumerate(rosters)]          # 6 matches, 3 per account
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gamebus.errors import ConfigError
+from gamebus.sim.cheats import (
+    CHEAT_KINDS,
+    CLOSET_SHARE,
+    INTENSITIES,
+    CheatProfile,
+    Intensity,
+    sample_cheat,
+)
+from gamebus.sim.profiles import PlayerProfile, sample_profiles
+
+__all__ = ["Account", "sample_accounts", "season_rosters"]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One player across matches. ``profile.player`` is the account name;
+    ``profile.team`` is reassigned in every match."""
+
+    profile: PlayerProfile
+    cheat: CheatProfile | None = None
+    closet: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.profile.player
+
+
+def sample_accounts(
+    *,
+    seed: int,
+    n: int,
+    cheaters: float,
+    cheat_kinds: Sequence[str] | None = None,
+    intensity: Intensity | None = None,
+    closet_share: float = CLOSET_SHARE,
+) -> list[Account]:
+    """``n`` accounts named ``a0000``...; a share ``cheaters`` of them cheat.
+
+    Skill tiers, parameters and cheats are drawn as for a single match
+    (:func:`~gamebus.sim.profiles.sample_profiles`,
+    :func:`~gamebus.sim.cheats.sample_cheat`), once per account.
+    """
+    if n < 1:
+        raise ConfigError(f"accounts must be at least 1, got {n}")
+    if not 0.0 <= cheaters <= 1.0:
+        raise ConfigError(f"cheaters must be a share within 0..1, got {cheaters}")
+    kinds = tuple(cheat_kinds) if cheat_kinds else CHEAT_KINDS
+    for k in kinds:
+        if k not in CHEAT_KINDS:
+            raise ConfigError(f"unknown cheat kind {k!r}; known: {', '.join(CHEAT_KINDS)}")
+    if intensity is not None and intensity not in INTENSITIES:
+        raise ConfigError(f"intensity must be one of {INTENSITIES}, got {intensity!r}")
+    rng = np.random.default_rng(seed)
+    profiles = sample_profiles(rng, n)
+    width = max(4, len(str(n - 1)))
+    chosen = set(rng.choice(n, size=round(cheaters * n), replace=False).tolist())
+    accounts = []
+    for i, prof in enumerate(profiles):
+        prof.player = f"a{i:0{width}d}"
+        cheat, closet = None, False
+        if i in chosen:
+            kind = str(rng.choice(kinds))
+            inten: Intensity = intensity or ("blatant" if rng.random() < 0.5 else "subtle")
+            cheat = sample_cheat(rng, kind, inten)
+            closet = bool(rng.random() < closet_share)
+        accounts.append(Account(profile=prof, cheat=cheat, closet=closet))
+    return accounts
+
+
+def season_rosters(
+    *, seed: int, accounts: Sequence[Account], players: int, rounds: int
+) -> list[list[Account]]:
+    """Deal ``accounts`` into lobbies of ``players``, once per round, ``rounds`` times.
+
+    Each round shuffles the whole pool, so an account meets different
+    players every match. ``len(accounts)`` must be a multiple of
+    ``players`` (every lobby full, every account playing every round).
+    """
+    if players < 2:
+        raise ConfigError("a match needs at least 2 players")
+    if rounds < 1:
+        raise ConfigError(f"rounds must be at least 1, got {rounds}")
+    if not accounts or len(accounts) % players:
+        raise ConfigError(
+            f"{len(accounts)} accounts do not fill lobbies of {players}: "
+            "use a multiple of the players per match")
+    rng = np.random.default_rng(seed)
+    rosters = []
+    for _ in range(rounds):
+        order = rng.permutation(len(accounts))
+        for lo in range(0, len(accounts), players):
+            rosters.append([accounts[int(i)] for i in order[lo:lo + players]])
+    return rosters
