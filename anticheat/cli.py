@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gamebus.errors import ConfigError
+
 __all__ = ["register"]
 
 DEFAULT_MODEL = "models/anticheat.skops"
@@ -50,6 +52,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("models/report"))
     p.add_argument("--duration", type=float, default=MATCH_S, help="seconds per simulated match")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--accounts", type=int, default=0,
+                   help="play a season of this many persistent accounts (a multiple of --players) "
+                        "instead of a fresh lobby per match, and report accounts across matches")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("run", help="score the bus live as a member of a consumer group")
@@ -119,23 +124,49 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _season(args: argparse.Namespace) -> tuple[list[Any], int]:
+    """Rosters of ``args.accounts`` accounts for ``args.matches`` matches, and the rounds."""
+    from gamebus.sim.accounts import sample_accounts, season_rosters
+
+    slots = args.matches * args.players
+    if args.accounts % args.players or slots % args.accounts:
+        raise ConfigError(
+            f"--accounts {args.accounts} must be a multiple of --players {args.players} and "
+            f"divide --matches x --players ({slots}), so that every account plays every round")
+    rounds = slots // args.accounts
+    pool = sample_accounts(seed=args.seed, n=args.accounts, cheaters=args.cheaters)
+    return season_rosters(seed=args.seed + 1, accounts=pool, players=args.players,
+                          rounds=rounds), rounds
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from anticheat import evaluate, model
     from anticheat.dataset import build_records, reshrink
 
+    rosters, rounds = _season(args) if args.accounts else (None, 0)
     bundle = model.load(args.model)
     base = args.seed * 100_000
     records = build_records(range(base, base + args.matches), players=args.players,
                             cheaters=args.cheaters, workers=args.workers,
-                            progress=_progress("simulate"), duration_s=args.duration)
+                            progress=_progress("simulate"), duration_s=args.duration,
+                            rosters=rosters)
     if bundle.priors:
         reshrink(records, bundle.priors)
     report, scores = evaluate.evaluate_records(bundle, records)
-    command = "gamebus anticheat evaluate " + " ".join(
-        shlex.quote(a) for a in ("--model", str(args.model), "--matches", str(args.matches),
-                                 "--seed", str(args.seed), "--duration", f"{args.duration:g}"))
-    path = evaluate.write_report(report, records, scores, args.out, command=command)
+    flags = ["--model", str(args.model), "--matches", str(args.matches),
+             "--seed", str(args.seed), "--duration", f"{args.duration:g}"]
+    accounts_md = ""
+    if rosters is not None:
+        flags += ["--accounts", str(args.accounts)]
+        steps = sorted({k for k in (1, 2, 3, 5, 10, rounds) if k <= rounds})
+        honest, rows = evaluate.evaluate_accounts(records, scores, steps=steps)
+        accounts_md = evaluate.account_markdown(honest, rows)
+    command = "gamebus anticheat evaluate " + " ".join(shlex.quote(a) for a in flags)
+    path = evaluate.write_report(report, records, scores, args.out, command=command,
+                                 appendix=accounts_md)
     print(evaluate.markdown(report, command=command))
+    if accounts_md:
+        print(accounts_md)
     print(f"report: {path}  plots: {args.out / 'roc.png'}, {args.out / 'recall_by_kind.png'}")
     return 0
 

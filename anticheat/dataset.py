@@ -214,14 +214,15 @@ def _replay(index: int, seed: int, rec: Any) -> list[PlayerRecord]:
     return replay_match(rec.events, rec.labels, match_index=index, seed=seed, profiles=prof_map)
 
 
-def _batch(args: tuple[list[tuple[int, int]], dict[str, Any]]) -> list[PlayerRecord]:
+def _batch(args: tuple[list[tuple[int, int, Any]], dict[str, Any]]) -> list[PlayerRecord]:
     """Simulate a few matches together, then replay each (its events are freed after)."""
     jobs, sim = args
     sim_module = importlib.import_module("gamebus.sim")
-    sims = [sim_module.MatchSimulator(seed=seed, match_id=f"m{seed}", **sim) for _, seed in jobs]
+    sims = [sim_module.MatchSimulator(seed=seed, match_id=f"m{seed}", roster=roster, **sim)
+            for _, seed, roster in jobs]
     recordings = sim_module.play_together(sims)
     out: list[PlayerRecord] = []
-    for (index, seed), rec in zip(jobs, recordings, strict=True):
+    for (index, seed, _), rec in zip(jobs, recordings, strict=True):
         out.extend(_replay(index, seed, rec))
         rec.events = []
     return out
@@ -234,10 +235,19 @@ def build_records(
     cheaters: float = 0.15,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    rosters: Sequence[Sequence[Any]] | None = None,
     **sim: Any,
 ) -> list[PlayerRecord]:
-    """Simulate and replay one match per seed; ``workers`` > 1 uses processes."""
-    pairs = list(enumerate(seeds))
+    """Simulate and replay one match per seed; ``workers`` > 1 uses processes.
+
+    ``rosters`` (one per seed, of :class:`gamebus.sim.accounts.Account`)
+    plays persistent accounts instead of a fresh lobby per match; a record's
+    ``player`` is then the account's name in every match it plays.
+    """
+    seeds = list(seeds)
+    if rosters is not None and len(rosters) != len(seeds):
+        raise ValueError(f"{len(rosters)} rosters for {len(seeds)} seeds")
+    pairs = [(i, s, rosters[i] if rosters is not None else None) for i, s in enumerate(seeds)]
     kwargs = {"players": players, "cheaters": cheaters, **sim}
     jobs = [(pairs[k:k + SIM_BATCH], kwargs) for k in range(0, len(pairs), SIM_BATCH)]
     out: list[PlayerRecord] = []

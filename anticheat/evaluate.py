@@ -24,11 +24,21 @@ from typing import Any
 
 import numpy as np
 
+from anticheat.accounts import AccountEvidence, account_evidence
 from anticheat.dataset import PlayerRecord
 from anticheat.model import ModelBundle
 from anticheat.train import aggregate, snapshot_matrix
 
-__all__ = ["GroupResult", "Report", "evaluate_records", "recall_at_fpr", "write_report"]
+__all__ = [
+    "AccountRow",
+    "GroupResult",
+    "Report",
+    "account_markdown",
+    "evaluate_accounts",
+    "evaluate_records",
+    "recall_at_fpr",
+    "write_report",
+]
 
 RULE_KINDS = ("speedhack", "teleport", "fly")
 
@@ -132,6 +142,83 @@ def evaluate_records(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tu
     return report, scores
 
 
+@dataclass(slots=True)
+class AccountRow:
+    """One cheat group's accounts against all honest accounts after 1, 2, ... matches.
+
+    ``by_matches[k]`` is ``(ROC-AUC, recall at 1% FPR)`` over each account's
+    first ``k`` matches (:mod:`anticheat.accounts`).
+    """
+
+    group: str
+    accounts: int
+    by_matches: dict[int, tuple[float, float]]
+
+
+def evaluate_accounts(
+    records: Sequence[PlayerRecord], scores: np.ndarray, *, steps: Sequence[int]
+) -> tuple[int, list[AccountRow]]:
+    """Account-level results when ``records`` come from a season of accounts.
+
+    Returns the number of honest accounts and one row per cheat group, plus
+    full-time and closet apart, and one for all cheating accounts.
+    """
+    per_k = {
+        k: account_evidence(
+            [r.player for r in records], [r.match_index for r in records], scores,
+            labels=[r.label for r in records], groups=[r.group for r in records],
+            closets=[r.closet for r in records], first=k)
+        for k in steps
+    }
+    any_k = per_k[steps[0]]
+    honest = sum(1 for a in any_k if not a.label)
+    names = sorted({a.group for a in any_k if a.label})
+    # (row name, cheat group or None for all, closet or None for both)
+    selections: list[tuple[str, str | None, bool | None]] = [(n, n, None) for n in names]
+    selections += [(f"{n} ({'closet' if c else 'full-time'})", n, c)
+                   for n in names for c in (False, True)]
+    selections.append(("all cheaters", None, None))
+
+    def picked(a: AccountEvidence, group: str | None, closet: bool | None) -> bool:
+        return bool(a.label) and group in (None, a.group) and closet in (None, a.closet)
+
+    rows = []
+    for name, group, closet in selections:
+        count = sum(1 for a in any_k if picked(a, group, closet))
+        if not count:
+            continue
+        result = {}
+        for k, evidence in per_k.items():
+            clean = np.array([a.score for a in evidence if not a.label])
+            cheat = np.array([a.score for a in evidence if picked(a, group, closet)])
+            result[k] = (_auc(clean, cheat), recall_at_fpr(clean, cheat, 0.01))
+        rows.append(AccountRow(name, count, result))
+    return honest, rows
+
+
+def account_markdown(honest: int, rows: Sequence[AccountRow]) -> str:
+    """The account table: ROC-AUC / recall at 1% FPR after each number of matches."""
+    if not rows:
+        return ""
+    steps = list(rows[0].by_matches)
+    head = " | ".join(f"after {k} match{'es' if k > 1 else ''}" for k in steps)
+    lines = [
+        "## Accounts across matches",
+        "",
+        f"The same accounts play match after match ({honest} honest accounts). An account's "
+        "score combines its per-match tails by Fisher's method (`anticheat.accounts`); each "
+        "cell is ROC-AUC / recall at 1% FPR against all honest accounts, over the account's "
+        "first matches.",
+        "",
+        f"| cheat / intensity | accounts | {head} |",
+        "|---|---:|" + "---|" * len(steps),
+    ]
+    for r in rows:
+        cells = " | ".join(f"{_num(a)} / {_pct(rc)}" for a, rc in r.by_matches.values())
+        lines.append(f"| {r.group} | {r.accounts} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def _pct(x: float) -> str:
     return "-" if math.isnan(x) else f"{100 * x:.1f}%"
 
@@ -187,8 +274,12 @@ def write_report(
     out_dir: str | Path,
     *,
     command: str = "",
+    appendix: str = "",
 ) -> Path:
-    """Write ``report.md``, ``roc.png`` and ``recall_by_kind.png`` into ``out_dir``."""
+    """Write ``report.md``, ``roc.png`` and ``recall_by_kind.png`` into ``out_dir``.
+
+    ``appendix`` (Markdown, such as the account table) goes after the plots.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,5 +327,6 @@ def write_report(
 
     path = out / "report.md"
     path.write_text(markdown(report, command=command)
-                    + "\n![ROC](roc.png)\n\n![recall by kind](recall_by_kind.png)\n")
+                    + "\n![ROC](roc.png)\n\n![recall by kind](recall_by_kind.png)\n"
+                    + ("\n" + appendix if appendix else ""))
     return path

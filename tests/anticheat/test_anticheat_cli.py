@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from anticheat.cli import register, review_queue
+from gamebus.cli import main
 
 
 def test_anticheat_registers_its_six_actions():
@@ -35,3 +36,11 @@ def test_review_queue_puts_rule_hits_first_then_ranks_by_score():
     assert [(q["match"], q["player"]) for q in queue] == [("m1", "b"), ("m2", "c"), ("m1", "a")]
     assert queue[2]["kinds"] == ["model", "anomaly"] and queue[2]["alerts"] == 2
     assert queue[2]["reason"] == "aim"
+
+
+def test_a_season_that_cannot_fill_its_lobbies_is_refused_before_anything_runs(tmp_path, capsys):
+    code = main(["anticheat", "evaluate", "--model", str(tmp_path / "none.skops"),
+                 "--matches", "10", "--players", "20", "--accounts", "30"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "--accounts 30 must be a multiple of --players 20" in err
