@@ -29,12 +29,13 @@ Pure: no I/O. Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["AccountEvidence", "account_evidence", "combined_tail"]
+__all__ = ["AccountEvidence", "account_evidence", "account_queue", "combined_tail"]
 
 #: A tail of exactly 0 would end the sum; scores are shares of a finite reference.
 _MIN_TAIL = 1e-6
@@ -98,3 +99,37 @@ def account_evidence(
         out.append(AccountEvidence(name, len(rows), 1.0 - combined_tail(tails), label, group, closet))
     out.sort(key=lambda a: a.account)
     return out
+
+
+def account_queue(scores: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Players ranked by their evidence across matches, from ``anticheat.score`` events.
+
+    A player's score in a match is its latest one (the service's score only
+    rises as the match goes on); the player's matches combine by
+    :func:`combined_tail`. Rarest first; each row names the match that
+    weighs most.
+    """
+    latest: dict[tuple[str, str], tuple[int, float]] = {}
+    for ev in scores:
+        player, match = ev.get("player"), ev.get("match")
+        score, ts = ev.get("score"), ev.get("ts", 0)
+        if not isinstance(player, str) or not isinstance(match, str):
+            continue
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+            continue
+        key = (player, match)
+        here = (int(ts) if isinstance(ts, (int, float)) else 0, float(score))
+        if key not in latest or here >= latest[key]:
+            latest[key] = here
+    per_player: dict[str, list[tuple[str, float]]] = {}
+    for (player, match), (_, score) in latest.items():
+        per_player.setdefault(player, []).append((match, score))
+    ranked = []
+    for player, matches in per_player.items():
+        matches.sort(key=lambda ms: (-ms[1], ms[0]))
+        tail = combined_tail([1.0 - s for _, s in matches])
+        ranked.append((tail, -len(matches), player, matches))
+    ranked.sort()
+    return [{"player": player, "matches": -neg, "tail": tail, "score": 1.0 - tail,
+             "top_match": matches[0][0], "top_score": matches[0][1], "scores": dict(matches)}
+            for tail, neg, player, matches in ranked]

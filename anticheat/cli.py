@@ -1,4 +1,4 @@
-"""``gamebus anticheat ...``: train, evaluate, run, explain, review, rescore.
+"""``gamebus anticheat ...``: train, evaluate, run, explain, review, accounts, rescore.
 
 Handlers import scikit-learn, matplotlib and the bus lazily so that
 ``gamebus --help`` stays fast; each returns an exit code.
@@ -28,7 +28,7 @@ MATCH_S = 120.0
 
 
 def register(subparsers: Any) -> None:
-    ac = subparsers.add_parser("anticheat", help="anti-cheat: train, evaluate, run, explain, review, rescore")
+    ac = subparsers.add_parser("anticheat", help="anti-cheat: train, evaluate, run, explain, review, accounts, rescore")
     sub = ac.add_subparsers(dest="anticheat_command", metavar="ACTION")
     ac.set_defaults(func=lambda _a: (ac.print_help(), 2)[1])
 
@@ -82,6 +82,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--limit", type=int, default=25)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_review)
+
+    p = sub.add_parser("accounts", help="players ranked by their evidence across matches, "
+                                          "from the scores topic")
+    p.add_argument("--bus", required=True)
+    p.add_argument("--limit", type=int, default=25)
+    p.add_argument("--min-matches", type=int, default=1, help="only players with this many scored matches")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_accounts)
 
     p = sub.add_parser("rescore", help="re-read a past match from the bus and score it again")
     p.add_argument("--bus", required=True)
@@ -288,6 +296,33 @@ def _review(args: argparse.Namespace) -> int:
         ev = q["evidence"]
         if ev:
             print(f"{'':6}evidence: {json.dumps(ev)[:160]}")
+    return 0
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    from anticheat.accounts import account_queue
+    from anticheat.history import read_scores
+    from gamebus.engines import connect
+
+    async def load() -> list[tuple[dict[str, Any], Any]]:
+        bus = await connect(args.bus)
+        try:
+            return await read_scores(bus)
+        finally:
+            await bus.close()
+
+    rows = [r for r in account_queue(e for e, _ in asyncio.run(load()))
+            if r["matches"] >= args.min_matches][: args.limit]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no scores")
+        return 0
+    print(f"{'rank':>4}  {'player':12s} {'matches':>7} {'combined tail':>13}  {'top match':14s} {'its score':>9}")
+    for i, r in enumerate(rows, 1):
+        print(f"{i:>4}  {r['player'][:12]:12s} {r['matches']:>7} {r['tail']:13.3g}  "
+              f"{r['top_match'][:14]:14s} {r['top_score']:9.4f}")
     return 0
 
 

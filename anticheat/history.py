@@ -1,6 +1,6 @@
-"""Reading the past back from the bus: one match's events, or every alert.
+"""Reading the past back from the bus: one match's events, every alert or every score.
 
-Used by the analyst tools (``rescore``, ``explain``, ``review``). A match
+Used by the analyst tools (``rescore``, ``explain``, ``review``, ``accounts``). A match
 lives in one partition of each game topic (the key is the match id), so a
 re-read is a sequential ``fetch`` of two partitions from their log start,
 keeping the records of that match. Offsets come back with each event so an
@@ -17,9 +17,17 @@ import msgpack
 
 from gamebus.engines.base import Bus
 from gamebus.errors import InvalidEvent
-from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, POSITIONS_TOPIC, decode_event
+from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, POSITIONS_TOPIC, SCORES_TOPIC, decode_event
 
-__all__ = ["Ref", "read_alerts", "read_events_file", "read_match", "read_partition"]
+__all__ = [
+    "Ref",
+    "read_alerts",
+    "read_events_file",
+    "read_match",
+    "read_partition",
+    "read_scores",
+    "read_topic",
+]
 
 Ref = tuple[str, int, int]
 
@@ -59,13 +67,22 @@ async def read_match(
     return out
 
 
+async def read_topic(bus: Bus, topic: str, event_type: str) -> list[tuple[dict[str, Any], Ref]]:
+    """Every event of ``event_type`` still retained on ``topic``, all partitions."""
+    out: list[tuple[dict[str, Any], Ref]] = []
+    for p in range(await bus.partitions(topic)):
+        out += [(e, r) for e, r in await read_partition(bus, topic, p) if e.get("type") == event_type]
+    return out
+
+
 async def read_alerts(bus: Bus) -> list[tuple[dict[str, Any], Ref]]:
     """Every alert still retained on the alerts topic."""
-    out: list[tuple[dict[str, Any], Ref]] = []
-    for p in range(await bus.partitions(ALERTS_TOPIC)):
-        out += [(e, r) for e, r in await read_partition(bus, ALERTS_TOPIC, p)
-                if e.get("type") == "anticheat.alert"]
-    return out
+    return await read_topic(bus, ALERTS_TOPIC, "anticheat.alert")
+
+
+async def read_scores(bus: Bus) -> list[tuple[dict[str, Any], Ref]]:
+    """Every score still retained on the scores topic (the accounts view reads these)."""
+    return await read_topic(bus, SCORES_TOPIC, "anticheat.score")
 
 
 def read_events_file(path: str | Path, match: str | None = None) -> list[tuple[dict[str, Any], Ref]]:

@@ -54,3 +54,26 @@ def test_evidence_is_grouped_by_account_in_match_order_and_can_stop_after_k_matc
     assert first_two["a1"].matches == 2
     assert first_two["a1"].score == pytest.approx(1 - combined_tail([0.9, 0.7]))
     assert not math.isnan(first_two["a2"].score)
+
+
+def test_the_queue_takes_each_matchs_latest_score_and_ranks_repeated_evidence_first():
+    from anticheat.accounts import account_queue
+
+    def score(player, match, ts, s):
+        return {"type": "anticheat.score", "player": player, "match": match, "ts": ts, "score": s}
+
+    events = [
+        score("steady", "m1", 10, 0.2), score("steady", "m1", 20, 0.96),  # latest wins
+        score("steady", "m2", 20, 0.95), score("steady", "m3", 20, 0.97),
+        score("lucky", "m1", 20, 0.995), score("lucky", "m2", 20, 0.3), score("lucky", "m3", 20, 0.4),
+        score("quiet", "m2", 20, 0.5),
+        {"type": "anticheat.score", "player": "bad", "match": "m1", "score": "high"},  # skipped
+        score("bad", "m2", 5, 1.5),  # out of range: skipped
+    ]
+    rows = account_queue(events)
+    assert [r["player"] for r in rows] == ["steady", "lucky", "quiet"]
+    steady = rows[0]
+    assert steady["matches"] == 3 and steady["scores"]["m1"] == 0.96
+    assert steady["top_match"] == "m3" and steady["top_score"] == 0.97
+    assert steady["tail"] == pytest.approx(combined_tail([0.04, 0.05, 0.03]))
+    assert rows[1]["top_match"] == "m1"

@@ -147,3 +147,48 @@ def test_core_scores_each_complete_window_once_and_names_it_in_the_alert(monkeyp
     assert core.matches[MATCH].features.windows == [] or all(
         w.end > core.matches[MATCH].features.last_ts for w in core.matches[MATCH].features.windows)
     assert all(e["score"] == 0.9 for e in out if e["type"] == "anticheat.score" and e["window"]["final"])
+
+
+async def test_accounts_view_ranks_players_by_their_scores_across_matches(tmp_path, small_bundle, capsys):
+    from anticheat.history import read_scores
+    from gamebus.cli import main
+    from gamebus.sim.accounts import sample_accounts, season_rosters
+
+    pool = sample_accounts(seed=8, n=8, cheaters=0.125, cheat_kinds=["snap_aimbot"],
+                           intensity="blatant", closet_share=0.0)
+    cheater = next(a.name for a in pool if a.cheat is not None)
+    rosters = season_rosters(seed=9, accounts=pool, players=8, rounds=2)
+    matches = [simulate_match(seed=70 + k, match_id=f"acct-m{k}", roster=r, duration_s=30.0)
+               for k, r in enumerate(rosters)]
+    with BrokerProcess(tmp_path / "data") as broker:
+        bus = await connect(broker.url)
+        try:
+            for rec in matches:
+                await publish_events(bus, rec.events)
+            service = AnticheatService(bus, small_bundle, start="earliest",
+                                       config=CoreConfig(score_interval_ms=2000))
+            task = asyncio.ensure_future(service.run())
+            # The match end scores every player with enough play, once.
+            deadline = asyncio.get_running_loop().time() + 40.0
+            while asyncio.get_running_loop().time() < deadline:
+                scores = [e for e, _ in await read_scores(bus)]
+                if {e["match"] for e in scores if e["window"]["final"]} == {m.match for m in matches}:
+                    break
+                await asyncio.sleep(0.5)
+            service.stop()
+            await asyncio.wait_for(task, 15.0)
+        finally:
+            await bus.close()
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, ["anticheat", "accounts", "--bus", broker.url, "--json"])
+    assert code == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)
+    played: dict[str, set[str]] = {}
+    for e in scores:
+        played.setdefault(e["player"], set()).add(e["match"])
+    assert {r["player"]: r["matches"] for r in rows} == {p: len(ms) for p, ms in played.items()}
+    assert set(played) <= {a.name for a in pool} and len(played) >= 6
+    assert rows[0]["player"] == cheater and rows[0]["matches"] == 2
+    assert [r["tail"] for r in rows] == sorted(r["tail"] for r in rows)
