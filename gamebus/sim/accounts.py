@@ -8,9 +8,10 @@ every match they play. A :class:`Account` is one player's persistent self
 its cheat, if any (kind, intensity, parameters, and whether it is a closet
 cheater who toggles the cheat on for part of each match).
 
-:func:`season_rosters` deals a pool of accounts into matches round by round:
+:class:`League` deals a pool of accounts into matches round by round:
 every account plays once per round, in a fresh lobby each time, so after
-``rounds`` rounds each has played ``rounds`` matches. A match built from a
+``rounds`` rounds each has played ``rounds`` matches (:func:`season_rosters`
+lists them). A match built from a
 roster (``MatchSimulator(roster=...)``) draws only what changes per match
 from its seed: the map, the teams, a closet cheater's on-intervals and the
 play itself.
@@ -44,7 +45,7 @@ from gamebus.sim.cheats import (
 )
 from gamebus.sim.profiles import PlayerProfile, sample_profiles
 
-__all__ = ["Account", "sample_accounts", "season_rosters"]
+__all__ = ["Account", "League", "sample_accounts", "season_rosters"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,27 +104,50 @@ def sample_accounts(
     return accounts
 
 
+@dataclass(frozen=True, slots=True)
+class League:
+    """``accounts`` dealt into lobbies of ``players``, round after round, forever.
+
+    Lobby ``index`` is the same for a seed however many came before it:
+    round ``index // lobbies`` shuffles the whole pool with its own
+    generator, so an endless publisher (``gamebus sim --accounts N --loop``)
+    and a finite season agree. Every account plays once per round.
+    """
+
+    seed: int
+    accounts: tuple[Account, ...]
+    players: int
+
+    def __post_init__(self) -> None:
+        if self.players < 2:
+            raise ConfigError("a match needs at least 2 players")
+        if not self.accounts or len(self.accounts) % self.players:
+            raise ConfigError(
+                f"{len(self.accounts)} accounts do not fill lobbies of {self.players}: "
+                "use a multiple of the players per match")
+        if len({a.name for a in self.accounts}) != len(self.accounts):
+            raise ConfigError("account names must be unique")
+
+    @property
+    def lobbies(self) -> int:
+        """Matches per round."""
+        return len(self.accounts) // self.players
+
+    def roster(self, index: int) -> list[Account]:
+        """The accounts of match ``index`` (0-based, rounds of :attr:`lobbies` matches)."""
+        if index < 0:
+            raise ConfigError(f"match index must be >= 0, got {index}")
+        rnd, lobby = divmod(index, self.lobbies)
+        order = np.random.default_rng([self.seed, rnd]).permutation(len(self.accounts))
+        lo = lobby * self.players
+        return [self.accounts[int(i)] for i in order[lo:lo + self.players]]
+
+
 def season_rosters(
     *, seed: int, accounts: Sequence[Account], players: int, rounds: int
 ) -> list[list[Account]]:
-    """Deal ``accounts`` into lobbies of ``players``, once per round, ``rounds`` times.
-
-    Each round shuffles the whole pool, so an account meets different
-    players every match. ``len(accounts)`` must be a multiple of
-    ``players`` (every lobby full, every account playing every round).
-    """
-    if players < 2:
-        raise ConfigError("a match needs at least 2 players")
+    """The first ``rounds`` rounds of a :class:`League`: each account plays ``rounds`` matches."""
     if rounds < 1:
         raise ConfigError(f"rounds must be at least 1, got {rounds}")
-    if not accounts or len(accounts) % players:
-        raise ConfigError(
-            f"{len(accounts)} accounts do not fill lobbies of {players}: "
-            "use a multiple of the players per match")
-    rng = np.random.default_rng(seed)
-    rosters = []
-    for _ in range(rounds):
-        order = rng.permutation(len(accounts))
-        for lo in range(0, len(accounts), players):
-            rosters.append([accounts[int(i)] for i in order[lo:lo + players]])
-    return rosters
+    league = League(seed, tuple(accounts), players)
+    return [league.roster(i) for i in range(rounds * league.lobbies)]

@@ -51,11 +51,13 @@ def _sims(seed: int, indices: list[int], prefix: str, kwargs: dict[str, Any]) ->
     duration_s = float(kwargs.get("duration_s", DEFAULT_DURATION_S))
     rest = dict(kwargs)
     start = int(rest.pop("start_ts_ms", DEFAULT_START_TS_MS))
+    league = rest.pop("league", None)
     return [
         MatchSimulator(
             seed=match_seed(seed, i), match_id=match_id_for(seed, i, prefix),
             # Matches follow one another on the simulated clock, as on one server.
-            start_ts_ms=start + i * round(duration_s * 1000 + 10_000), **rest,
+            start_ts_ms=start + i * round(duration_s * 1000 + 10_000),
+            roster=league.roster(i) if league is not None else None, **rest,
         )
         for i in indices
     ]
@@ -131,7 +133,9 @@ def simulate_matches(
     """Matches ``first .. first + n - 1`` of the batch ``seed``, in order.
 
     ``kwargs`` go to :class:`~gamebus.sim.match.MatchSimulator` (players,
-    cheaters, tick_hz, duration_s, cheat_kinds, intensity ...). Matches are
+    cheaters, tick_hz, duration_s, cheat_kinds, intensity ...), except
+    ``league`` (a :class:`~gamebus.sim.accounts.League`), which gives match
+    ``i`` the accounts of its lobby ``i``. Matches are
     stepped ``batch`` at a time (:func:`~gamebus.sim.match.play_together`:
     the same recordings, several times faster); ``workers > 1`` spreads the
     batches over that many processes (0 means one per CPU).

@@ -80,6 +80,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--kinds", type=_kinds, default=None, help=f"comma list of {','.join(CHEAT_KINDS)}")
     p.add_argument("--intensity", choices=INTENSITIES, default=None, help="default: either")
     p.add_argument("--map", dest="map_name", default=None, help="default: one drawn per match")
+    p.add_argument("--accounts", type=int, default=0,
+                   help="a pool of this many persistent accounts (a multiple of --players) plays "
+                        "round after round; --cheaters, --kinds, --intensity then describe the pool "
+                        "(default 0: new players every match)")
     p.add_argument("--bus", default=None, help="publish to this bus, e.g. gamebus://127.0.0.1:7400")
     p.add_argument("--token", default=None, help="producer token for the bus")
     p.add_argument("--out", default=None, help="write events to this msgpack stream file")
@@ -95,15 +99,34 @@ def register(subparsers: Any) -> None:
 
 
 def _sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "players": args.players,
-        "cheaters": args.cheaters,
-        "tick_hz": args.tick_hz,
-        "duration_s": args.duration,
-        "cheat_kinds": args.kinds,
-        "intensity": args.intensity,
-        "map_name": args.map_name,
-    }
+    kwargs: dict[str, Any] = {"tick_hz": args.tick_hz, "duration_s": args.duration,
+                              "map_name": args.map_name}
+    if args.accounts:
+        kwargs["league"] = _league(args)
+    else:
+        kwargs.update(players=args.players, cheaters=args.cheaters, cheat_kinds=args.kinds,
+                      intensity=args.intensity)
+    return kwargs
+
+
+def _league(args: argparse.Namespace) -> Any:
+    from gamebus.sim.accounts import League, sample_accounts
+
+    share = args.cheaters / args.accounts if isinstance(args.cheaters, int) else args.cheaters
+    pool = sample_accounts(seed=args.seed, n=args.accounts, cheaters=min(share, 1.0),
+                           cheat_kinds=args.kinds, intensity=args.intensity)
+    return League(args.seed, tuple(pool), args.players)
+
+
+def _simulator(args: argparse.Namespace, kwargs: dict[str, Any], index: int, **extra: Any) -> MatchSimulator:
+    """Match ``index`` of this run (its seed, and its accounts when there is a league)."""
+    from gamebus.sim.batch import match_seed
+    from gamebus.sim.match import MatchSimulator
+
+    rest = dict(kwargs)
+    league = rest.pop("league", None)
+    roster = league.roster(index) if league is not None else None
+    return MatchSimulator(seed=match_seed(args.seed, index), roster=roster, **rest, **extra)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,13 +178,11 @@ def _to_file(args: argparse.Namespace) -> int:
 
 def _paced(args: argparse.Namespace, kwargs: dict[str, Any]) -> Iterator[MatchRecording]:
     """--out --realtime: each match in turn, written tick by tick at wall-clock pace."""
-    from gamebus.sim.batch import match_id_for, match_seed
-    from gamebus.sim.match import MatchSimulator
+    from gamebus.sim.batch import match_id_for
 
     for i in range(args.matches):
         start = int(time.time() * 1000)
-        sim = MatchSimulator(seed=match_seed(args.seed, i), match_id=match_id_for(args.seed, i),
-                             start_ts_ms=start, **kwargs)
+        sim = _simulator(args, kwargs, i, match_id=match_id_for(args.seed, i), start_ts_ms=start)
         events: list[dict[str, Any]] = []
         for ts, evs in sim.ticks():
             delay = (ts - start) / 1000.0 - (time.time() - start / 1000.0)
@@ -173,9 +194,8 @@ def _paced(args: argparse.Namespace, kwargs: dict[str, Any]) -> Iterator[MatchRe
 
 async def _publish(args: argparse.Namespace) -> int:
     from gamebus.client import Producer  # the SDK is only needed to publish
-    from gamebus.sim.batch import match_id_for, match_seed
+    from gamebus.sim.batch import match_id_for
     from gamebus.sim.io import LabelWriter
-    from gamebus.sim.match import MatchSimulator
     from gamebus.sim.publish import publish_matches
 
     kwargs = _sim_kwargs(args)
@@ -188,9 +208,8 @@ async def _publish(args: argparse.Namespace) -> int:
 
     def factory(index: int, start_ts_ms: int) -> MatchSimulator:
         # In a loop every restart gets a new seed and id, so matches never repeat.
-        return MatchSimulator(seed=match_seed(args.seed, index),
-                              match_id=match_id_for(args.seed, index, prefix=f"m{run}-"),
-                              start_ts_ms=start_ts_ms, **kwargs)
+        return _simulator(args, kwargs, index, start_ts_ms=start_ts_ms,
+                          match_id=match_id_for(args.seed, index, prefix=f"m{run}-"))
 
     def on_start(sim: MatchSimulator) -> None:
         print(f"gamebus sim: match {sim.match_id} on {sim.map_name}, "

@@ -102,3 +102,17 @@ def test_an_account_cannot_play_twice_in_one_lobby():
     pool = sample_accounts(seed=1, n=4, cheaters=0.0)
     with pytest.raises(ConfigError, match="twice"):
         simulate_match(seed=1, match_id="x", roster=[pool[0], pool[0], pool[1]], duration_s=2)
+
+
+def test_a_league_deals_any_round_alike_without_playing_the_rounds_before():
+    from gamebus.sim.accounts import League
+
+    pool = sample_accounts(seed=6, n=30, cheaters=0.2)
+    league = League(6, tuple(pool), 10)
+    assert league.lobbies == 3
+    far = [league.roster(i) for i in range(3000, 3003)]  # round 1000
+    assert far == [League(6, tuple(pool), 10).roster(i) for i in range(3000, 3003)]
+    assert sorted(x.name for r in far for x in r) == sorted(x.name for x in pool)
+    assert far != [league.roster(i) for i in range(3003, 3006)]
+    with pytest.raises(ConfigError, match="unique"):
+        League(6, (pool[0], pool[0]), 2)

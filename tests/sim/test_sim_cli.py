@@ -31,6 +31,34 @@ def test_sim_out_writes_events_and_a_separate_labels_file(tmp_path: Path):
     assert not any("kind" in e or "intensity" in e for e in events)
 
 
+def test_sim_accounts_play_round_after_round_with_the_same_cheats(tmp_path: Path):
+    out, labels = tmp_path / "ev.msgpack", tmp_path / "labels.jsonl"
+    code = main(["sim", "--matches", "6", "--players", "8", "--accounts", "16", "--cheaters", "4",
+                 "--seed", "5", "--duration", "3", "--out", str(out), "--labels", str(labels),
+                 "--jobs", "2"])
+    assert code == 0
+    records = read_labels(labels)
+    played: dict[str, int] = {}
+    for r in records:
+        assert len(r["players"]) == 8
+        for p in r["players"]:
+            played[p["player"]] = played.get(p["player"], 0) + 1
+    assert len(played) == 16 and set(played.values()) == {3}  # 6 matches = 3 rounds of 2 lobbies
+    cheats: dict[str, set[tuple[str, str]]] = {}
+    for r in records:
+        for c in r["cheaters"]:
+            cheats.setdefault(c["player"], set()).add((c["kind"], c["intensity"]))
+    assert len(cheats) == 4 and all(len(k) == 1 for k in cheats.values())
+    events = list(read_events(out))
+    assert {e["player"] for e in events if e["type"] == "pos"} == set(played)
+
+
+def test_sim_accounts_must_fill_every_lobby(capsys: pytest.CaptureFixture[str], tmp_path: Path):
+    assert main(["sim", "--matches", "2", "--players", "10", "--accounts", "15",
+                 "--out", str(tmp_path / "x")]) == 1
+    assert "do not fill lobbies of 10" in capsys.readouterr().err
+
+
 def test_the_cli_default_duration_is_the_simulator_default():
     from gamebus.sim import DEFAULT_DURATION_S
     from gamebus.sim.cli import DEFAULT_DURATION_S as CLI_DEFAULT
