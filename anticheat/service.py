@@ -105,7 +105,8 @@ class _Match:
     def __init__(self, match: str, fcfg: FeatureConfig, rcfg: RuleConfig) -> None:
         self.features = MatchFeatures(match, fcfg)
         self.rules = MatchRules(match, rcfg)
-        self.heap: list[tuple[int, int, dict[str, Any], Ref | None]] = []
+        #: (ts, 0 for a match event / 1 for a position, arrival order, event, ref)
+        self.heap: list[tuple[int, int, int, dict[str, Any], Ref | None]] = []
         self.sources: set[tuple[str, int]] = set()
         self.released_ts = -1
         self.max_ts = 0
@@ -172,7 +173,10 @@ class ScoringCore:
             self.counters.late += 1  # behind what was already scored: skip, never rewind
             return []
         self._seq += 1
-        heapq.heappush(m.heap, (ts, self._seq, dict(event), ref))
+        # Within one tick a game server's match events come before its
+        # positions (a spawn, then the spawned player's first position), but
+        # the two topics arrive in any order: sort on that, then on arrival.
+        heapq.heappush(m.heap, (ts, int(etype == "pos"), self._seq, dict(event), ref))
         m.max_ts = max(m.max_ts, ts)
         self.max_ts = max(self.max_ts, ts)
         out: list[dict[str, Any]] = []
@@ -229,7 +233,7 @@ class ScoringCore:
 
     def _drain(self, m: _Match, until: float, out: list[dict[str, Any]]) -> None:
         while m.heap and m.heap[0][0] <= until:
-            ts, _, event, ref = heapq.heappop(m.heap)
+            ts, _, _, event, ref = heapq.heappop(m.heap)
             m.released_ts = ts
             self._apply(m, event, ref, out)
             if event.get("type") == "match_end":

@@ -56,6 +56,27 @@ def test_core_holds_a_fast_topic_back_until_the_slow_one_catches_up():
     assert core.matches["m"].heap == []
 
 
+def test_a_tick_s_spawn_goes_before_its_positions_whichever_topic_arrives_first():
+    core = ScoringCore(None, config=CoreConfig(reorder_ms=100))
+    pos = {"type": "pos", "match": "m", "player": "p", "z": 0.0, "yaw": 0.0, "pitch": 0.0}
+    out = []
+    for k in range(60):  # walking along x at 4 m/s, 20 Hz
+        out += core.feed({**pos, "ts": 1000 + 50 * k, "x": 0.2 * k, "y": 0.0},
+                         ("game.positions", 0, k), arrival_ms=10)
+    # A new round: the respawn's first position arrives before the spawn itself.
+    out += core.feed({**pos, "ts": 4000, "x": 40.0, "y": 30.0}, ("game.positions", 0, 60), arrival_ms=10)
+    out += core.feed({"type": "spawn", "match": "m", "ts": 4000, "player": "p", "x": 40.0, "y": 30.0,
+                      "z": 0.0}, ("game.events", 0, 0), arrival_ms=10)
+    for k in range(1, 20):
+        out += core.feed({**pos, "ts": 4000 + 50 * k, "x": 40.0 + 0.2 * k, "y": 30.0},
+                         ("game.positions", 0, 60 + k), arrival_ms=10)
+        out += core.feed({"type": "round_start", "match": "m", "ts": 4000 + 50 * k, "round": 2},
+                         ("game.events", 0, k), arrival_ms=10)
+    out += core.flush()
+    assert [e for e in out if e["type"] == "anticheat.alert"] == []
+    assert core.matches["m"].features.players["p"].vector()["teleport_count"] == 0
+
+
 def test_core_turns_a_blatant_teleporter_into_a_rule_alert_with_evidence(small_bundle):
     rec = _recording()
     cheater = rec.labels[0].player
