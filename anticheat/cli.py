@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from anticheat.review import review_queue
 from gamebus.errors import ConfigError
 
 __all__ = ["register"]
@@ -324,30 +325,6 @@ def _accounts(args: argparse.Namespace) -> int:
         print(f"{i:>4}  {r['player'][:12]:12s} {r['matches']:>7} {r['tail']:13.3g}  "
               f"{r['top_match'][:14]:14s} {r['top_score']:9.4f}")
     return 0
-
-
-def review_queue(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Alerts grouped per (match, player), ranked: rule hits first, then score."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for a in alerts:
-        key = (str(a.get("match")), str(a.get("player")))
-        g = groups.setdefault(key, {"match": key[0], "player": key[1], "score": 0.0, "kinds": [],
-                                    "alerts": 0, "reason": "", "evidence": {}, "ping": None,
-                                    "features": []})
-        g["alerts"] += 1
-        kind = str(a.get("kind", "?"))
-        if kind not in g["kinds"]:
-            g["kinds"].append(kind)
-        score = float(a.get("score", 0.0))
-        if score >= g["score"]:
-            g["score"], g["reason"] = score, str(a.get("reason", ""))
-            g["evidence"], g["features"] = a.get("evidence") or {}, a.get("features") or []
-            g["ping"] = a.get("ping")
-
-    def rank(g: dict[str, Any]) -> tuple[int, float]:
-        return (int(any(k.startswith("rule:") for k in g["kinds"])), g["score"])
-
-    return sorted(groups.values(), key=rank, reverse=True)
 
 
 def _explain(args: argparse.Namespace) -> int:

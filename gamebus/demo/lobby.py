@@ -8,7 +8,9 @@ whether it ended. The page polls it (``GET /matches.json``) to fill its match
 picker and to move on when the watched match ends. It also keeps the latest
 anti-cheat alerts (``GET /alerts.json``): the relay's ``sub_alerts`` is live
 only, and a page opened (or reloaded) after a cheater was flagged should
-still ring them.
+still ring them. With the latest score of every player in every match, it
+serves the analysts' review page (``GET /review.json``): flagged players
+ranked, and players ranked by their evidence across matches.
 
 :class:`Lobby` is pure (events and the time go in); :func:`watch_matches` is
 the bus edge that feeds it.
@@ -24,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, decode_event
+from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, SCORES_TOPIC, decode_event
 
 __all__ = ["Lobby", "MatchInfo", "watch_matches"]
 
@@ -36,6 +38,8 @@ QUIET_MS = 30_000
 KEEP_ENDED = 2
 #: Alerts kept for pages that open late.
 KEEP_ALERTS = 100
+#: Latest anti-cheat score per (match, player) kept for the review page's accounts.
+KEEP_SCORES = 5_000
 
 
 @dataclass(slots=True)
@@ -76,11 +80,16 @@ class Lobby:
     def __init__(self) -> None:
         self.matches: dict[str, MatchInfo] = {}
         self.alerts: deque[dict[str, Any]] = deque(maxlen=KEEP_ALERTS)
+        #: The latest ``anticheat.score`` of each (match, player), oldest first.
+        self.scores: dict[tuple[str, str], dict[str, Any]] = {}
 
     def apply(self, event: Mapping[str, Any], *, epoch: int | None = None, offset: int | None = None) -> None:
         """Take one event; ``epoch``/``offset`` say where it is in the match events topic."""
         if event.get("type") == "anticheat.alert":
             self.alerts.append(dict(event))
+            return
+        if event.get("type") == "anticheat.score":
+            self._score(event)
             return
         match, ts, kind = event.get("match"), event.get("ts"), event.get("type")
         if not isinstance(match, str) or not isinstance(ts, int):
@@ -107,6 +116,26 @@ class Lobby:
             if isinstance(event.get("map"), str):
                 info.map = event["map"]
 
+    def _score(self, event: Mapping[str, Any]) -> None:
+        match, player = event.get("match"), event.get("player")
+        if not isinstance(match, str) or not isinstance(player, str):
+            return
+        key = (match, player)
+        self.scores.pop(key, None)  # re-insert: the dict stays oldest first
+        self.scores[key] = {k: event.get(k) for k in ("match", "player", "ts", "score")}
+        while len(self.scores) > KEEP_SCORES:
+            del self.scores[next(iter(self.scores))]
+
+    def review(self, limit: int = 25) -> dict[str, Any]:
+        """The analyst's view: flagged players ranked, and players by their evidence across matches."""
+        from anticheat.accounts import account_queue
+        from anticheat.review import review_queue
+
+        return {
+            "flagged": review_queue(list(self.alerts))[:limit],
+            "accounts": account_queue(self.scores.values())[:limit],
+        }
+
     def listing(self, now_ms: int) -> list[dict[str, Any]]:
         """Live matches oldest first (stable picker order), then a few ended ones."""
         live = sorted((m for m in self.matches.values() if m.live(now_ms)), key=lambda m: (m.started_ms, m.id))
@@ -118,7 +147,7 @@ class Lobby:
 
 
 async def watch_matches(bus_url: str, lobby: Lobby, *, retry_s: float = 1.0) -> None:
-    """Feed ``lobby`` from the match events and alerts topics, forever.
+    """Feed ``lobby`` from the match events, alerts and scores topics, forever.
 
     Reads from the earliest offset, so matches and alerts from before the
     demo server looked are listed too. Each topic retries on its own while
@@ -129,6 +158,7 @@ async def watch_matches(bus_url: str, lobby: Lobby, *, retry_s: float = 1.0) -> 
     await asyncio.gather(
         _watch_topic(bus_url, EVENTS_TOPIC, lobby, lobby.matches.clear, retry_s),
         _watch_topic(bus_url, ALERTS_TOPIC, lobby, lobby.alerts.clear, retry_s),
+        _watch_topic(bus_url, SCORES_TOPIC, lobby, lobby.scores.clear, retry_s),
     )
 
 

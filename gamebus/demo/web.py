@@ -64,7 +64,8 @@ def find_client_dir() -> Path:
 
 
 def make_app(site: DemoSite) -> web.Application:
-    """The aiohttp application serving the page, ``/token``, ``/config.json``, ``/matches.json`` and ``/maps/``."""
+    """The aiohttp application: the pages, ``/token``, ``/config.json``, ``/matches.json``,
+    ``/alerts.json``, ``/review.json`` and ``/maps/``."""
     app = web.Application()
     app[SITE] = site
     app.router.add_get("/", _index)
@@ -72,6 +73,7 @@ def make_app(site: DemoSite) -> web.Application:
     app.router.add_get("/token", _token)
     app.router.add_get("/matches.json", _matches)
     app.router.add_get("/alerts.json", _alerts)
+    app.router.add_get("/review.json", _review)
     app.router.add_get("/status.json", _status)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/maps/{name}.json", _map)
@@ -152,6 +154,11 @@ async def _matches(request: web.Request) -> web.Response:
 async def _alerts(request: web.Request) -> web.Response:
     site = request.app[SITE]
     return web.json_response({"alerts": list(site.lobby.alerts)}, headers={"Cache-Control": "no-store"})
+
+
+async def _review(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    return web.json_response(site.lobby.review(), headers={"Cache-Control": "no-store"})
 
 
 async def _status(request: web.Request) -> web.Response:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from anticheat.cli import register, review_queue
+from anticheat.cli import register
+from anticheat.review import review_queue
 from gamebus.cli import main
 
 

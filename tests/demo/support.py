@@ -74,13 +74,16 @@ class DemoProcess:
 
     def blatant_cheaters(self) -> set[tuple[str, str]]:
         """(match, player) of every cheater labelled blatant who cheats from the start."""
-        out = set()
-        for line in (self.data / "labels.jsonl").read_text().splitlines():
-            record = json.loads(line)
-            for c in record["cheaters"]:
-                if c["intensity"] == "blatant" and not c["closet"]:
-                    out.add((c["match"], c["player"]))
-        return out
+        return {(c["match"], c["player"]) for c in self._cheaters()
+                if c["intensity"] == "blatant" and not c["closet"]}
+
+    def cheaters(self) -> set[tuple[str, str]]:
+        """(match, player) of every labelled cheater."""
+        return {(c["match"], c["player"]) for c in self._cheaters()}
+
+    def _cheaters(self) -> list[dict[str, Any]]:
+        records = [json.loads(line) for line in (self.data / "labels.jsonl").read_text().splitlines()]
+        return [c for record in records for c in record["cheaters"]]
 
     def status(self) -> dict[str, dict[str, Any]]:
         with urllib.request.urlopen(f"{self.url}status.json", timeout=5) as r:

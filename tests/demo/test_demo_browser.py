@@ -17,6 +17,8 @@ import json
 import os
 import re
 import signal
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,33 @@ def test_demo_page_shows_live_matches_and_resumes_after_a_relay_restart(
                 timeout=170_000,  # a first run trains the model: up to two minutes on a busy machine
             ).json_value()
             cheat_match, cheater = flagged.split("/")
+
+            # The analysts' review page lists them, with the players ranked across matches.
+            review = browser.new_page(viewport={"width": 1440, "height": 900})
+            review.on("pageerror", lambda exc: errors.append(str(exc)))
+            review.goto(url.rstrip("/") + "/review.html")
+            expect(review.locator(
+                f'#flagged tr[data-match="{cheat_match}"][data-player="{cheater}"]')).to_be_visible(timeout=15_000)
+            # Scores start once players have 15 s of play; a rule can flag before that.
+            expect(review.locator("#accounts tr[data-player]").first).to_be_visible(timeout=60_000)
+            expect(review.locator("#review-updated")).to_have_attribute("data-state", "live")
+            review.close()
+            # The rules flag the impossible only: every rule hit is a labelled cheater, also
+            # after a new round respawns everyone (the first position after a respawn can
+            # reach the anti-cheat service before the spawn event itself).
+            def fetch(path: str) -> Any:
+                with urllib.request.urlopen(url.rstrip("/") + path, timeout=5) as r:
+                    return json.load(r)
+
+            deadline = time.monotonic() + 60
+            while not any(m["round"] >= 2 for m in fetch("/matches.json")["matches"]):
+                assert time.monotonic() < deadline, "no match reached its second round"
+                time.sleep(1)
+            time.sleep(5)  # the anti-cheat service scores with a short reorder delay
+            flagged_now = fetch("/review.json")["flagged"]
+            ruled = {(q["match"], q["player"]) for q in flagged_now
+                     if any(k.startswith("rule:") for k in q["kinds"])}
+            assert ruled and ruled <= demo.cheaters(), f"rule hits on honest players: {ruled - demo.cheaters()}"
 
             # Kill the relay; the supervisor restarts it and the page resumes.
             relay = demo.status()["relay"]

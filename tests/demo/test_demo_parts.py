@@ -59,6 +59,33 @@ def test_lobby_keeps_recent_alerts_and_skips_events_without_match_or_ts() -> Non
     assert list(lobby.alerts) == [alert]
 
 
+def test_lobby_keeps_each_players_latest_score_and_ranks_the_review() -> None:
+    lobby = Lobby()
+    for match, ts, score in (("m1", 5, 0.5), ("m1", 10, 0.97), ("m2", 10, 0.98), ("m3", 10, 0.96)):
+        lobby.apply(_ev("anticheat.score", match, ts, player="steady", score=score))
+    for match in ("m1", "m2", "m3"):
+        lobby.apply(_ev("anticheat.score", match, 10, player="honest", score=0.4))
+    lobby.apply(_ev("anticheat.score", "m1", 10, score=0.9))  # no player: skipped
+    lobby.apply(_ev("anticheat.alert", "m2", 11, player="steady", score=0.98, kind="model"))
+    lobby.apply(_ev("anticheat.alert", "m1", 12, player="flyer", score=1.0, kind="rule:fly"))
+    assert lobby.scores[("m1", "steady")]["score"] == 0.97
+    assert len(lobby.scores) == 6
+    view = lobby.review()
+    assert [(q["match"], q["player"]) for q in view["flagged"]] == [("m1", "flyer"), ("m2", "steady")]
+    assert [(a["player"], a["matches"]) for a in view["accounts"]] == [("steady", 3), ("honest", 3)]
+
+
+def test_lobby_scores_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gamebus.demo import lobby as lobby_module
+
+    monkeypatch.setattr(lobby_module, "KEEP_SCORES", 3)
+    lobby = Lobby()
+    for k in range(5):
+        lobby.apply(_ev("anticheat.score", f"m{k}", k, player="p", score=0.5))
+    lobby.apply(_ev("anticheat.score", "m2", 9, player="p", score=0.6))  # refreshed: kept
+    assert list(lobby.scores) == [("m3", "p"), ("m4", "p"), ("m2", "p")]
+
+
 # -- supervisor --------------------------------------------------------------
 
 
@@ -149,3 +176,21 @@ async def test_page_server_draws_maps_from_the_simulators_world(client: TestClie
     assert len(body["walls"]) == len(canyon.walls)
     assert body["walls"] and {"x", "y", "w", "h", "low"} <= set(body["walls"][0])
     assert (await client.get("/maps/atlantis.json")).status == 404
+
+
+async def test_page_server_serves_the_review_page_and_its_ranked_data() -> None:
+    site = DemoSite(client_dir=find_client_dir(), jwt_secret="s" * 32, relay_port=7410)
+    site.lobby.apply(_ev("anticheat.alert", "m5-00000", 20, player="p3", score=0.99, kind="model",
+                         reason="aim", features=[{"name": "track_jitter_median_deg_s", "value": 2.1,
+                                                  "percentile": 0.4}]))
+    site.lobby.apply(_ev("anticheat.score", "m5-00000", 20, player="p3", score=0.99))
+    async with TestClient(TestServer(make_app(site))) as c:
+        page = await c.get("/review.html")
+        assert page.status == 200 and "review.js" in await page.text()
+        script = await c.get("/review.js")
+        assert script.content_type == "text/javascript"
+        body = await (await c.get("/review.json")).json()
+    assert body["flagged"][0]["player"] == "p3" and body["flagged"][0]["reason"] == "aim"
+    assert body["accounts"] == [{"player": "p3", "matches": 1, "tail": pytest.approx(0.01),
+                                 "score": pytest.approx(0.99), "top_match": "m5-00000",
+                                 "top_score": 0.99, "scores": {"m5-00000": 0.99}}]
