@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--matches", type=int, default=4, help="simulated matches (default 4)")
     p.add_argument("--players", type=int, default=10, help="players per match (default 10)")
-    p.add_argument("--cheaters", type=int, default=2, help="cheaters per match (default 2)")
+    p.add_argument("--cheaters", type=int, default=2, help="cheaters per match on average: the pool of accounts holds this many per lobby (default 2)")
     p.add_argument("--data", type=Path, default=None, metavar="DIR",
                    help="broker data and logs directory (default: a temporary one, removed on exit)")
     p.add_argument("--host", default="127.0.0.1", help="interface for the page and the relay (default 127.0.0.1); the broker stays on loopback")

@@ -141,8 +141,12 @@ def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, tr
         ),
         ProcessSpec(
             "sim",
+            # The same accounts play every round (their names recur, as on a real
+            # game), so the review page can rank players across matches; the pool
+            # holds --cheaters cheating accounts per lobby.
             [*gb, "sim", "--bus", bus, "--matches", str(cfg.matches), "--players", str(cfg.players),
-             "--cheaters", str(cfg.cheaters), "--duration", str(cfg.match_s), "--seed", str(cfg.seed),
+             "--accounts", str(cfg.matches * cfg.players), "--cheaters", str(cfg.cheaters * cfg.matches),
+             "--duration", str(cfg.match_s), "--seed", str(cfg.seed),
              # Ground truth beside the bus (never on it), to check the alerts against.
              "--labels", str(data_dir / "labels.jsonl"), "--loop"],
         ),
