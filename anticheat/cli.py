@@ -13,6 +13,7 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -272,18 +273,24 @@ def _rescore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _review(args: argparse.Namespace) -> int:
-    from anticheat.history import read_alerts
+def _read_history(url: str, reader: Callable[[Any], Awaitable[list[tuple[dict[str, Any], Any]]]]) -> list[dict[str, Any]]:
+    """The events one of :mod:`anticheat.history`'s readers finds on the bus at ``url``."""
     from gamebus.engines import connect
 
     async def load() -> list[tuple[dict[str, Any], Any]]:
-        bus = await connect(args.bus)
+        bus = await connect(url)
         try:
-            return await read_alerts(bus)
+            return await reader(bus)
         finally:
             await bus.close()
 
-    queue = review_queue([a for a, _ in asyncio.run(load())])[: args.limit]
+    return [e for e, _ in asyncio.run(load())]
+
+
+def _review(args: argparse.Namespace) -> int:
+    from anticheat.history import read_alerts
+
+    queue = review_queue(_read_history(args.bus, read_alerts))[: args.limit]
     if args.json:
         print(json.dumps(queue, indent=2))
         return 0
@@ -303,16 +310,8 @@ def _review(args: argparse.Namespace) -> int:
 def _accounts(args: argparse.Namespace) -> int:
     from anticheat.accounts import account_queue
     from anticheat.history import read_scores
-    from gamebus.engines import connect
 
-    async def load() -> list[tuple[dict[str, Any], Any]]:
-        bus = await connect(args.bus)
-        try:
-            return await read_scores(bus)
-        finally:
-            await bus.close()
-
-    rows = [r for r in account_queue(e for e, _ in asyncio.run(load()))
+    rows = [r for r in account_queue(_read_history(args.bus, read_scores))
             if r["matches"] >= args.min_matches][: args.limit]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -35,14 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gamebus.errors import ConfigError
-from gamebus.sim.cheats import (
-    CHEAT_KINDS,
-    CLOSET_SHARE,
-    INTENSITIES,
-    CheatProfile,
-    Intensity,
-    sample_cheat,
-)
+from gamebus.sim.cheats import CLOSET_SHARE, CheatProfile, Intensity, cheat_choice, sample_cheat
 from gamebus.sim.profiles import PlayerProfile, sample_profiles
 
 __all__ = ["Account", "League", "sample_accounts", "season_rosters"]
@@ -81,12 +74,7 @@ def sample_accounts(
         raise ConfigError(f"accounts must be at least 1, got {n}")
     if not 0.0 <= cheaters <= 1.0:
         raise ConfigError(f"cheaters must be a share within 0..1, got {cheaters}")
-    kinds = tuple(cheat_kinds) if cheat_kinds else CHEAT_KINDS
-    for k in kinds:
-        if k not in CHEAT_KINDS:
-            raise ConfigError(f"unknown cheat kind {k!r}; known: {', '.join(CHEAT_KINDS)}")
-    if intensity is not None and intensity not in INTENSITIES:
-        raise ConfigError(f"intensity must be one of {INTENSITIES}, got {intensity!r}")
+    kinds = cheat_choice(cheat_kinds, intensity)
     rng = np.random.default_rng(seed)
     profiles = sample_profiles(rng, n)
     width = max(4, len(str(n - 1)))

@@ -13,6 +13,7 @@ and are returned beside the events, never inside them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -26,6 +27,7 @@ __all__ = [
     "CheatProfile",
     "CheaterLabel",
     "Intensity",
+    "cheat_choice",
     "sample_cheat",
     "sample_on_intervals",
     "subtle_boost",
@@ -119,6 +121,17 @@ class CheaterLabel:
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(rng.uniform(lo, hi))
+
+
+def cheat_choice(cheat_kinds: Sequence[str] | None, intensity: str | None) -> tuple[str, ...]:
+    """The kinds to draw from (default: all), after checking them and ``intensity``."""
+    kinds = tuple(cheat_kinds) if cheat_kinds else CHEAT_KINDS
+    for k in kinds:
+        if k not in CHEAT_KINDS:
+            raise ConfigError(f"unknown cheat kind {k!r}; known: {', '.join(CHEAT_KINDS)}")
+    if intensity is not None and intensity not in INTENSITIES:
+        raise ConfigError(f"intensity must be one of {INTENSITIES}, got {intensity!r}")
+    return kinds
 
 
 def sample_cheat(rng: np.random.Generator, kind: str, intensity: Intensity) -> CheatProfile:

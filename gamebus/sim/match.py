@@ -25,12 +25,11 @@ import numpy as np
 from gamebus.errors import ConfigError
 from gamebus.sim.accounts import Account
 from gamebus.sim.cheats import (
-    CHEAT_KINDS,
     CLOSET_SHARE,
-    INTENSITIES,
     CheaterLabel,
     CheatProfile,
     Intensity,
+    cheat_choice,
     sample_cheat,
     sample_on_intervals,
 )
@@ -149,12 +148,7 @@ class MatchSimulator:
             raise ConfigError(f"tick_hz must be within 1..128, got {tick_hz}")
         if duration_s <= 0 or round_s <= 0:
             raise ConfigError("duration_s and round_s must be positive")
-        kinds = tuple(cheat_kinds) if cheat_kinds else CHEAT_KINDS
-        for k in kinds:
-            if k not in CHEAT_KINDS:
-                raise ConfigError(f"unknown cheat kind {k!r}; known: {', '.join(CHEAT_KINDS)}")
-        if intensity is not None and intensity not in INTENSITIES:
-            raise ConfigError(f"intensity must be one of {INTENSITIES}, got {intensity!r}")
+        kinds = cheat_choice(cheat_kinds, intensity)
         if map_name is not None:
             get_map(map_name)
         self.seed, self.match_id = seed, match_id
