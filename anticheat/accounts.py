@@ -81,10 +81,10 @@ def account_evidence(
     be read after 1, 2, ... matches. A score of 0 (never scored) counts as
     an ordinary match, tail 1.
     """
-    by_account: dict[str, list[tuple[int, float, int]]] = {}
+    by_account: dict[str, list[tuple[int, float]]] = {}
     meta: dict[str, tuple[int, str, bool]] = {}
     for i, name in enumerate(accounts):
-        by_account.setdefault(name, []).append((int(order[i]), float(match_scores[i]), i))
+        by_account.setdefault(name, []).append((int(order[i]), float(match_scores[i])))
         label = int(labels[i])
         old = meta.get(name)
         if old is None or label > old[0]:
@@ -94,7 +94,7 @@ def account_evidence(
         rows.sort()
         if first is not None:
             rows = rows[:first]
-        tails = [1.0 - s for _, s, _ in rows]
+        tails = [1.0 - s for _, s in rows]
         label, group, closet = meta[name]
         out.append(AccountEvidence(name, len(rows), 1.0 - combined_tail(tails), label, group, closet))
     out.sort(key=lambda a: a.account)
