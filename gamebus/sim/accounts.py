@@ -11,10 +11,9 @@ cheater who toggles the cheat on for part of each match).
 :class:`League` deals a pool of accounts into matches round by round:
 every account plays once per round, in a fresh lobby each time, so after
 ``rounds`` rounds each has played ``rounds`` matches (:func:`season_rosters`
-lists them). A match built from a
-roster (``MatchSimulator(roster=...)``) draws only what changes per match
-from its seed: the map, the teams, a closet cheater's on-intervals and the
-play itself.
+lists them). A match built from a roster (``MatchSimulator(roster=...)``)
+draws only what changes per match from its seed: the map, the teams, a
+closet cheater's on-intervals and the play itself.
 
 Example::
 

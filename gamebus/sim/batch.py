@@ -28,7 +28,15 @@ from gamebus.sim.match import (
     ticks_together,
 )
 
-__all__ = ["DEFAULT_BATCH", "ENCODED_BATCH", "match_id_for", "match_seed", "simulate_encoded", "simulate_matches"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "ENCODED_BATCH",
+    "match_id_for",
+    "match_seed",
+    "match_simulator",
+    "simulate_encoded",
+    "simulate_matches",
+]
 
 #: Matches stepped together per batch: enough to share the per-tick overhead,
 #: few enough that a batch's events (~25,000 per match) stay small in memory.
@@ -47,17 +55,26 @@ def match_id_for(seed: int, index: int, prefix: str = "m") -> str:
     return f"{prefix}{seed}-{index:05d}"
 
 
+def match_simulator(seed: int, index: int, kwargs: dict[str, Any], **extra: Any) -> MatchSimulator:
+    """Match ``index`` of the batch ``seed``: its own seed and, when ``kwargs``
+    hold a ``league`` (:class:`~gamebus.sim.accounts.League`), the accounts of
+    its lobby ``index``; the rest of ``kwargs`` and ``extra`` go to
+    :class:`~gamebus.sim.match.MatchSimulator`."""
+    rest = dict(kwargs)
+    league = rest.pop("league", None)
+    roster = league.roster(index) if league is not None else None
+    return MatchSimulator(seed=match_seed(seed, index), roster=roster, **rest, **extra)
+
+
 def _sims(seed: int, indices: list[int], prefix: str, kwargs: dict[str, Any]) -> list[MatchSimulator]:
     duration_s = float(kwargs.get("duration_s", DEFAULT_DURATION_S))
     rest = dict(kwargs)
     start = int(rest.pop("start_ts_ms", DEFAULT_START_TS_MS))
-    league = rest.pop("league", None)
     return [
-        MatchSimulator(
-            seed=match_seed(seed, i), match_id=match_id_for(seed, i, prefix),
+        match_simulator(
+            seed, i, rest, match_id=match_id_for(seed, i, prefix),
             # Matches follow one another on the simulated clock, as on one server.
             start_ts_ms=start + i * round(duration_s * 1000 + 10_000),
-            roster=league.roster(i) if league is not None else None, **rest,
         )
         for i in indices
     ]

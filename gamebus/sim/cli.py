@@ -118,17 +118,6 @@ def _league(args: argparse.Namespace) -> Any:
     return League(args.seed, tuple(pool), args.players)
 
 
-def _simulator(args: argparse.Namespace, kwargs: dict[str, Any], index: int, **extra: Any) -> MatchSimulator:
-    """Match ``index`` of this run (its seed, and its accounts when there is a league)."""
-    from gamebus.sim.batch import match_seed
-    from gamebus.sim.match import MatchSimulator
-
-    rest = dict(kwargs)
-    league = rest.pop("league", None)
-    roster = league.roster(index) if league is not None else None
-    return MatchSimulator(seed=match_seed(args.seed, index), roster=roster, **rest, **extra)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.bus is None and args.out is None:
         raise ConfigError("give --out FILE (no network) or --bus URL (publish)")
@@ -178,11 +167,11 @@ def _to_file(args: argparse.Namespace) -> int:
 
 def _paced(args: argparse.Namespace, kwargs: dict[str, Any]) -> Iterator[MatchRecording]:
     """--out --realtime: each match in turn, written tick by tick at wall-clock pace."""
-    from gamebus.sim.batch import match_id_for
+    from gamebus.sim.batch import match_id_for, match_simulator
 
     for i in range(args.matches):
         start = int(time.time() * 1000)
-        sim = _simulator(args, kwargs, i, match_id=match_id_for(args.seed, i), start_ts_ms=start)
+        sim = match_simulator(args.seed, i, kwargs, match_id=match_id_for(args.seed, i), start_ts_ms=start)
         events: list[dict[str, Any]] = []
         for ts, evs in sim.ticks():
             delay = (ts - start) / 1000.0 - (time.time() - start / 1000.0)
@@ -194,7 +183,7 @@ def _paced(args: argparse.Namespace, kwargs: dict[str, Any]) -> Iterator[MatchRe
 
 async def _publish(args: argparse.Namespace) -> int:
     from gamebus.client import Producer  # the SDK is only needed to publish
-    from gamebus.sim.batch import match_id_for
+    from gamebus.sim.batch import match_id_for, match_simulator
     from gamebus.sim.io import LabelWriter
     from gamebus.sim.publish import publish_matches
 
@@ -208,8 +197,8 @@ async def _publish(args: argparse.Namespace) -> int:
 
     def factory(index: int, start_ts_ms: int) -> MatchSimulator:
         # In a loop every restart gets a new seed and id, so matches never repeat.
-        return _simulator(args, kwargs, index, start_ts_ms=start_ts_ms,
-                          match_id=match_id_for(args.seed, index, prefix=f"m{run}-"))
+        return match_simulator(args.seed, index, kwargs, start_ts_ms=start_ts_ms,
+                               match_id=match_id_for(args.seed, index, prefix=f"m{run}-"))
 
     def on_start(sim: MatchSimulator) -> None:
         print(f"gamebus sim: match {sim.match_id} on {sim.map_name}, "
