@@ -94,7 +94,9 @@ def per_match(batches: list[Batch]) -> dict[str, list[int]]:
 
 async def test_durable_events_survive_killing_the_stream_leader(cluster: NatsCluster) -> None:
     await wait_for_jetstream(cluster.urls, timeout_s=30)
-    bus = await connect_jetstream(cluster.url, produce_timeout_ms=30_000, ack_timeout_ms=1_000)
+    # A produce keeps retrying through the election for as long as the test
+    # waits for it (45 s below): one CI run saw a 38.8 s election.
+    bus = await connect_jetstream(cluster.url, produce_timeout_ms=60_000, ack_timeout_ms=1_000)
     topic, partitions = "game.failover", 4
     await create_replicated(bus, topic, partitions)
     stream = "GAMEBUS_game_failover"
