@@ -84,6 +84,10 @@ def register(subparsers: Any) -> None:
                    help="a pool of this many persistent accounts (a multiple of --players) plays "
                         "round after round; --cheaters, --kinds, --intensity then describe the pool "
                         "(default 0: new players every match)")
+    p.add_argument("--turn-share", type=float, default=0.0,
+                   help="with --accounts: the share (0..1) of cheating accounts that play their "
+                        "first 2 to 4 rounds clean and only then start cheating (default 0.0: "
+                        "every cheater cheats from its first match)")
     p.add_argument("--bus", default=None, help="publish to this bus, e.g. gamebus://127.0.0.1:7400")
     p.add_argument("--token", default=None, help="producer token for the bus")
     p.add_argument("--out", default=None, help="write events to this msgpack stream file")
@@ -103,6 +107,8 @@ def _sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
                               "map_name": args.map_name}
     if args.accounts:
         kwargs["league"] = _league(args)
+    elif args.turn_share:
+        raise ConfigError("--turn-share describes accounts: it needs --accounts N")
     else:
         kwargs.update(players=args.players, cheaters=args.cheaters, cheat_kinds=args.kinds,
                       intensity=args.intensity)
@@ -114,7 +120,8 @@ def _league(args: argparse.Namespace) -> Any:
 
     share = args.cheaters / args.accounts if isinstance(args.cheaters, int) else args.cheaters
     pool = sample_accounts(seed=args.seed, n=args.accounts, cheaters=min(share, 1.0),
-                           cheat_kinds=args.kinds, intensity=args.intensity)
+                           cheat_kinds=args.kinds, intensity=args.intensity,
+                           turn_share=args.turn_share)
     return League(args.seed, tuple(pool), args.players)
 
 

@@ -10,8 +10,9 @@ the real-time publisher walks the ticks itself. The tick loop lives in
 :mod:`gamebus.sim.engine`.
 
 Everything random comes from one ``numpy.random.Generator`` seeded by the
-``seed`` argument, so a seed always gives the same match; nothing here reads
-the clock or the network.
+``seed`` argument (and, for a roster's form on the day, a second one seeded
+by ``[seed, 2]``), so a seed always gives the same match; nothing here
+reads the clock or the network.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Final
 import numpy as np
 
 from gamebus.errors import ConfigError
-from gamebus.sim.accounts import Account
+from gamebus.sim.accounts import Account, match_form
 from gamebus.sim.cheats import (
     CLOSET_SHARE,
     CheaterLabel,
@@ -118,6 +119,11 @@ class MatchSimulator:
     come from the accounts (``players``, ``cheaters``, ``cheat_kinds``,
     ``intensity`` and ``closet_share`` are then unused); the seed draws the
     map, the teams and a closet cheater's on-intervals for this match.
+    With ``form`` (the default) each account plays as it is on the day
+    (:func:`~gamebus.sim.accounts.match_form`, drawn in lobby order from a
+    generator seeded by ``[seed, 2]``, apart from the match's own): the
+    recorded profiles are the ones played. ``form=False`` plays every
+    account's exact profile. Without a roster ``form`` is unused.
     Everything about the match except its play (map, players, cheaters,
     labels) is drawn here, before the first tick.
     """
@@ -139,6 +145,7 @@ class MatchSimulator:
         closet_share: float = CLOSET_SHARE,
         command_jitter: bool = True,
         roster: Sequence[Account] | None = None,
+        form: bool = True,
     ) -> None:
         if roster is not None:
             players = len(roster)
@@ -179,6 +186,9 @@ class MatchSimulator:
             side = rng.permutation(players)
             self.profiles = [replace(a.profile, team=TEAMS[int(side[i]) % 2])
                              for i, a in enumerate(lobby)]
+            if form:
+                day = np.random.default_rng([seed, 2])
+                self.profiles = [match_form(day, p) for p in self.profiles]
             for idx, a in enumerate(lobby):
                 if a.cheat is not None:
                     add(idx, a.cheat, a.closet)
@@ -277,12 +287,13 @@ def simulate_match(
     closet_share: float = CLOSET_SHARE,
     command_jitter: bool = True,
     roster: Sequence[Account] | None = None,
+    form: bool = True,
 ) -> MatchRecording:
     """Simulate one whole match; the same arguments always give the same recording."""
     sim = MatchSimulator(
         seed=seed, match_id=match_id, players=players, cheaters=cheaters, tick_hz=tick_hz,
         duration_s=duration_s, start_ts_ms=start_ts_ms, cheat_kinds=cheat_kinds,
         intensity=intensity, map_name=map_name, round_s=round_s, closet_share=closet_share,
-        command_jitter=command_jitter, roster=roster,
+        command_jitter=command_jitter, roster=roster, form=form,
     )
     return sim.recording(list(sim.events()))
