@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--target-fpr", type=float, default=0.01)
     p.add_argument("--duration", type=float, default=MATCH_S, help="seconds per simulated match")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--season-accounts", type=int, default=1000,
+                   help="also fit the per-account baseline on a season of this many accounts "
+                        "(5 matches each; a multiple of --players; 0: no baseline)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="evaluate a model on held-out simulated matches")
@@ -57,6 +60,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--accounts", type=int, default=0,
                    help="play a season of this many persistent accounts (a multiple of --players) "
                         "instead of a fresh lobby per match, and report accounts across matches")
+    p.add_argument("--turn-share", type=float, default=0.0,
+                   help="with --accounts: share of cheating accounts that play 2-4 clean matches "
+                        "before their cheat goes on; reports the per-account baseline too")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("run", help="score the bus live as a member of a consumer group")
@@ -122,7 +128,7 @@ def _train(args: argparse.Namespace) -> int:
     bundle, records = train.fit_bundle(
         matches=args.matches, seed=args.seed, players=args.players, cheaters=args.cheaters,
         target_fpr=args.target_fpr, workers=args.workers, progress=_progress("simulate"),
-        duration_s=args.duration,
+        duration_s=args.duration, season_accounts=args.season_accounts,
     )
     out = Path(args.out)
     versioned = model.save(bundle, out / f"anticheat-{bundle.version}.skops")
@@ -144,7 +150,8 @@ def _season(args: argparse.Namespace) -> tuple[list[Any], int]:
             f"--accounts {args.accounts} must be a multiple of --players {args.players} and "
             f"divide --matches x --players ({slots}), so that every account plays every round")
     rounds = slots // args.accounts
-    pool = sample_accounts(seed=args.seed, n=args.accounts, cheaters=args.cheaters)
+    pool = sample_accounts(seed=args.seed, n=args.accounts, cheaters=args.cheaters,
+                           turn_share=args.turn_share)
     return season_rosters(seed=args.seed + 1, accounts=pool, players=args.players,
                           rounds=rounds), rounds
 
@@ -171,6 +178,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         steps = sorted({k for k in (1, 2, 3, 5, 10, rounds) if k <= rounds})
         honest, rows = evaluate.evaluate_accounts(records, scores, steps=steps)
         accounts_md = evaluate.account_markdown(honest, rows)
+        if args.turn_share:
+            flags += ["--turn-share", f"{args.turn_share:g}"]
+            n, either_fpr, base_rows = evaluate.evaluate_baseline(
+                bundle, records, scores, lobbies=args.accounts // args.players)
+            accounts_md += "\n" + evaluate.baseline_markdown(n, either_fpr, base_rows)
     command = "gamebus anticheat evaluate " + " ".join(shlex.quote(a) for a in flags)
     path = evaluate.write_report(report, records, scores, args.out, command=command,
                                  appendix=accounts_md)

@@ -31,10 +31,13 @@ from anticheat.train import aggregate, snapshot_matrix
 
 __all__ = [
     "AccountRow",
+    "BaselineResult",
     "GroupResult",
     "Report",
     "account_markdown",
+    "baseline_markdown",
     "evaluate_accounts",
+    "evaluate_baseline",
     "evaluate_records",
     "recall_at_fpr",
     "write_report",
@@ -194,6 +197,100 @@ def evaluate_accounts(
             result[k] = (_auc(clean, cheat), recall_at_fpr(clean, cheat, 0.01))
         rows.append(AccountRow(name, count, result))
     return honest, rows
+
+
+@dataclass(slots=True)
+class BaselineResult:
+    """One cheat group's matches read against the account's own clean history.
+
+    ``model`` and ``baseline`` are ``(ROC-AUC, recall at 1% FPR)`` against
+    honest account-matches that also had a history; ``either`` is the share
+    flagged by the per-match policy, a rule or the baseline's policy.
+    """
+
+    group: str
+    matches: int
+    model: tuple[float, float]
+    baseline: tuple[float, float]
+    either: float
+
+
+def evaluate_baseline(
+    bundle: ModelBundle, records: Sequence[PlayerRecord], scores: np.ndarray, *, lobbies: int,
+    first_only: bool = True,
+) -> tuple[int, float, list[BaselineResult]]:
+    """Per-account baseline results on a season whose cheaters played clean first.
+
+    The history follows the service's rule (:func:`anticheat.baseline.replay_accounts`):
+    a match joins it unless something flagged it. With ``first_only`` a
+    cheating account counts at its first cheating match only: the moment
+    the baseline is for. Returns the honest account-matches with a history,
+    the share of them flagged by either policy, and one row per cheat group
+    plus one for all.
+    """
+    from anticheat.baseline import replay_accounts
+
+    model = bundle.baseline
+    if model is None:
+        return 0, math.nan, []
+    policy_flag = (scores > bundle.policy.threshold) | np.array([bool(r.rules) for r in records])
+    idx, matches = [], []
+    for i, r in enumerate(records):
+        match_long = [s for s in r.snapshots if not s.window]
+        if match_long:
+            idx.append(i)
+            matches.append((r.player, r.match_index // lobbies, match_long[-1].features,
+                            bool(policy_flag[i])))
+    base = np.array(replay_accounts(model, matches))
+    recs = [records[i] for i in idx]
+    model_s, flag = scores[idx], policy_flag[idx]
+    known = ~np.isnan(base)
+    base_flag = np.nan_to_num(base, nan=0.0) > model.policy.threshold
+    either = flag | base_flag
+    first_round: dict[str, int] = {}
+    for r in recs:
+        if r.label:
+            rnd = r.match_index // lobbies
+            first_round[r.player] = min(first_round.get(r.player, rnd), rnd)
+    honest = known & np.array([not r.label for r in recs])
+    chosen = known & np.array([bool(r.label) and (not first_only or
+                                                  r.match_index // lobbies == first_round[r.player])
+                               for r in recs])
+
+    def result(name: str, mask: np.ndarray) -> BaselineResult:
+        def pair(s: np.ndarray) -> tuple[float, float]:
+            return _auc(s[honest], s[mask]), recall_at_fpr(s[honest], s[mask], 0.01)
+
+        return BaselineResult(name, int(mask.sum()), pair(model_s), pair(np.nan_to_num(base)),
+                              float(np.mean(either[mask])) if mask.any() else math.nan)
+
+    groups = np.array([r.group for r in recs])
+    rows = [result(g, chosen & (groups == g)) for g in sorted(set(groups[chosen].tolist()))]
+    rows.append(result("all cheaters", chosen))
+    return int(honest.sum()), float(np.mean(either[honest])) if honest.any() else math.nan, rows
+
+
+def baseline_markdown(honest: int, either_fpr: float, rows: Sequence[BaselineResult]) -> str:
+    """The baseline table: per-match model against the account's own history."""
+    if not rows:
+        return ""
+    lines = [
+        "## Accounts against their own history",
+        "",
+        "Cheating accounts played clean matches before their cheat went on. Each match is read "
+        "against the account's earlier unflagged matches (`anticheat.baseline`); a cheating "
+        "account counts at its first cheating match. Cells are ROC-AUC / recall at 1% FPR "
+        f"against {honest} honest account-matches that also had a history; *either* is the "
+        f"share flagged by the per-match policy, a rule or the baseline policy, which flag "
+        f"{_pct(either_fpr)} of those honest matches.",
+        "",
+        "| cheat / intensity | matches | per-match model | baseline | either |",
+        "|---|---:|---|---|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.group} | {r.matches} | {_num(r.model[0])} / {_pct(r.model[1])} | "
+                     f"{_num(r.baseline[0])} / {_pct(r.baseline[1])} | {_pct(r.either)} |")
+    return "\n".join(lines) + "\n"
 
 
 def account_markdown(honest: int, rows: Sequence[AccountRow]) -> str:

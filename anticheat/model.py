@@ -33,13 +33,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from anticheat.features import FEATURE_NAMES
 from gamebus.errors import GamebusError
+
+if TYPE_CHECKING:
+    from anticheat.baseline import BaselineModel
 
 __all__ = [
     "FORMAT",
@@ -233,6 +236,7 @@ class ModelBundle:
     priors: dict[str, tuple[float, float]] = field(default_factory=dict)
     population: dict[str, list[float]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    baseline: BaselineModel | None = None  # accounts against their own history (anticheat.baseline)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -305,6 +309,7 @@ def save(bundle: ModelBundle, path: str | Path) -> Path:
         "priors": {k: [float(a), float(b)] for k, (a, b) in bundle.priors.items()},
         "population": {k: [float(x) for x in v] for k, v in bundle.population.items()},
         "metrics": bundle.metrics,
+        "baseline": None if bundle.baseline is None else bundle.baseline.to_doc(),
     }
     sio.dump(doc, path)
     return path
@@ -336,8 +341,11 @@ def load(path: str | Path, *, expected_features: Sequence[str] = FEATURE_NAMES) 
             + (", same names in another order" if not missing and not extra else "")
             + "); retrain with this version",
         )
+    from anticheat.baseline import BaselineModel
+
     pol = doc["policy"]
     comb = doc.get("combiner")
+    base = doc.get("baseline")
     return ModelBundle(
         scorer=Scorer(doc["supervised"], doc["isolation"], float(doc["iso_cutoff"]), names),
         policy=Policy(float(pol["threshold"]), float(pol["fpr"]), float(pol["target_fpr"])),
@@ -348,4 +356,5 @@ def load(path: str | Path, *, expected_features: Sequence[str] = FEATURE_NAMES) 
         priors={k: (float(v[0]), float(v[1])) for k, v in doc.get("priors", {}).items()},
         population={k: list(v) for k, v in doc.get("population", {}).items()},
         metrics=dict(doc.get("metrics", {})),
+        baseline=None if base is None else BaselineModel.from_doc(base),
     )

@@ -24,6 +24,12 @@ match-long vectors and the windows completed since are scored in one batch
 (``scorer.score_many``) and the :class:`~anticheat.model.Policy`
 classifies each aggregate; alerts are built with their explanation. A flagged
 player is alerted once per kind and match, so the queue is not flooded.
+
+When a match ends, each player's final match-long vector is also read
+against the player's own earlier unflagged matches when the model carries a
+per-account baseline (:mod:`anticheat.baseline`): a ``baseline`` alert says
+which features moved from the account's own median and by how much. A match
+that raised no alert of any kind joins that history.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from anticheat.baseline import AccountHistory
 from anticheat.dataset import MIN_WINDOW_ALIVE_MS
 from anticheat.features import FeatureConfig, MatchFeatures
 from anticheat.model import MIN_ALIVE_S, ModelBundle, to_matrix
@@ -113,6 +120,7 @@ class _Match:
         self.next_score_ts: int | None = None
         self.players: dict[str, _PlayerOut] = {}
         self.ended = False
+        self.judged = False  # read against the accounts' own history (once, at the end)
 
     def out(self, player: str) -> _PlayerOut:
         p = self.players.get(player)
@@ -138,6 +146,8 @@ class ScoringCore:
         self.rule_config = rule_config or RuleConfig()
         self.feature_config = feature_config_for(bundle)
         self.matches: dict[str, _Match] = {}
+        #: Each account's recent unflagged matches, for the baseline.
+        self.accounts = AccountHistory()
         self.counters = Counters()
         self.max_ts = 0
         self._seq = 0
@@ -312,6 +322,37 @@ class ScoringCore:
                 out.append(self._model_alert(m, name, vec, p, "model"))
             elif a > self.bundle.scorer.iso_cutoff and "anomaly" not in p.alerted:
                 out.append(self._model_alert(m, name, vec, p, "anomaly"))
+        if final and not m.judged:
+            m.judged = True
+            self._judge_accounts(m, [(name, v) for (name, _), v in zip(ready, vectors, strict=True)], out)
+
+    def _judge_accounts(self, m: _Match, final: list[tuple[str, dict[str, float]]],
+                        out: list[dict[str, Any]]) -> None:
+        """Read each player's whole match against its own history; remember the unflagged."""
+        assert self.bundle is not None
+        base = self.bundle.baseline
+        for name, vec in final:
+            p = m.out(name)
+            history = self.accounts.history(name)
+            verdict = base.classify(history, vec) if base is not None else None
+            if verdict is not None and verdict.flagged and "baseline" not in p.alerted:
+                assert base is not None
+                p.alerted.add("baseline")
+                self.counters.alerts += 1
+                alert = self._base(m, name, m.features.last_ts, verdict.score, "baseline")
+                alert.update(threshold=verdict.threshold, fpr=verdict.fpr)
+                moved = base.explain(history, vec, self.config.top_features)
+                alert["features"] = moved
+                alert["evidence"] = self._evidence(m, name)
+                alert["history_matches"] = len(history)
+                named = ", ".join(f"{f['name']} {f['value']:.3g} vs own {f['own_median']:.3g}"
+                                  for f in moved[:2])
+                alert["reason"] = _short(
+                    f"baseline {verdict.score:.3f} > {verdict.threshold:.3f} (FPR {verdict.fpr:.1%}) "
+                    f"over {len(history)} own matches; {named}")
+                out.append(alert)
+            if not p.alerted:
+                self.accounts.add(name, vec)
 
     def _evidence(self, m: _Match, player: str, extra: tuple[Any, ...] = ()) -> dict[str, Any]:
         p = m.out(player)

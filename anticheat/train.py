@@ -18,12 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from anticheat.baseline import BaselineModel, Vector, fit_baseline, season_rows
 from anticheat.dataset import PlayerRecord, build_records, reshrink, snapshot_label
 from anticheat.features import FEATURE_NAMES
 from anticheat.model import MIN_ALIVE_S, Combiner, ModelBundle, Scorer, threshold_for_fpr, to_matrix
 from anticheat.stats import beta_prior
 
-__all__ = ["fit", "fit_bundle", "model_version", "priors_from"]
+__all__ = ["fit", "fit_baseline_season", "fit_bundle", "model_version", "priors_from", "season_matches"]
+
+#: Rounds of the baseline's training season: up to 4 clean matches, then the cheat.
+SEASON_ROUNDS = 5
 
 
 def model_version(seed: int, matches: int) -> str:
@@ -199,9 +203,14 @@ def _population(match_long: Sequence[PlayerRecord]) -> dict[str, list[float]]:
 
 def fit_bundle(
     *, matches: int, seed: int, players: int = 20, cheaters: float = 0.15, calib_share: float = 0.25,
-    target_fpr: float = 0.01, workers: int = 1, progress: Any = None, **sim: Any,
+    target_fpr: float = 0.01, workers: int = 1, progress: Any = None, season_accounts: int = 0,
+    **sim: Any,
 ) -> tuple[ModelBundle, list[PlayerRecord]]:
-    """Simulate ``matches`` from ``seed``, split by match, fit, return the bundle and the records."""
+    """Simulate ``matches`` from ``seed``, split by match, fit, return the bundle and the records.
+
+    ``season_accounts`` > 0 also fits the per-account baseline on a season
+    of that many accounts (:func:`fit_baseline_season`).
+    """
     records = build_records(range(seed * 100_000, seed * 100_000 + matches), players=players,
                             cheaters=cheaters, workers=workers, progress=progress, **sim)
     n_calib = max(1, round(matches * calib_share))
@@ -212,4 +221,46 @@ def fit_bundle(
     reshrink(records, priors)
     bundle = fit(train, calib, seed=seed, target_fpr=target_fpr,
                  version=model_version(seed, matches), priors=priors)
+    if season_accounts:
+        bundle.baseline = fit_baseline_season(
+            accounts=season_accounts, seed=seed, priors=priors, players=players,
+            target_fpr=target_fpr, workers=workers, progress=progress, **sim)
     return bundle, records
+
+
+def season_matches(records: Sequence[PlayerRecord], lobbies: int) -> list[tuple[str, int, Vector, int, str]]:
+    """``(account, round, final match-long vector, label, group)`` of a season's records."""
+    out: list[tuple[str, int, Vector, int, str]] = []
+    for r in records:
+        match_long = [s for s in r.snapshots if not s.window]
+        if match_long:
+            out.append((r.player, r.match_index // lobbies, match_long[-1].features, r.label, r.group))
+    return out
+
+
+def fit_baseline_season(
+    *, accounts: int, seed: int, priors: dict[str, tuple[float, float]], players: int = 20,
+    cheaters: float = 0.2, cheat_kinds: Sequence[str] | None = None, intensity: Any = None,
+    closet_share: float | None = None, target_fpr: float = 0.01, workers: int = 1,
+    progress: Any = None, **sim: Any,
+) -> BaselineModel:
+    """Play a season of ``accounts`` whose cheaters all start clean, and fit the baseline on it.
+
+    Every cheating account plays 2-4 clean matches before its cheat goes on
+    (:func:`gamebus.sim.accounts.sample_accounts` with ``turn_share=1``), so
+    the regression sees honest accounts' match-to-match form next to
+    accounts that changed. Its seeds are apart from the per-match training
+    matches (``seed * 100_000 + 50_000 + k``).
+    """
+    from gamebus.sim.accounts import sample_accounts, season_rosters
+
+    closet: dict[str, Any] = {} if closet_share is None else {"closet_share": closet_share}
+    pool = sample_accounts(seed=seed * 7 + 3, n=accounts, cheaters=cheaters, turn_share=1.0,
+                           cheat_kinds=cheat_kinds, intensity=intensity, **closet)
+    rosters = season_rosters(seed=seed * 7 + 4, accounts=pool, players=players, rounds=SEASON_ROUNDS)
+    base = seed * 100_000 + 50_000
+    records = build_records(range(base, base + len(rosters)), players=players, workers=workers,
+                            progress=progress, rosters=rosters, **sim)
+    reshrink(records, priors)
+    rows = season_rows(season_matches(records, accounts // players))
+    return fit_baseline(rows, target_fpr=target_fpr, seed=seed)

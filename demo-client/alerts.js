@@ -123,10 +123,16 @@ function render(a) {
   return parts;
 }
 
+function num(v) {
+  return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(3);
+}
+
 function fmt(f) {
   const v = Number(f.value);
-  const val = Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(3)) : String(f.value ?? "");
+  const val = Number.isFinite(v) ? num(v) : String(f.value ?? "");
   if (Number.isFinite(f.percentile)) return `${val} · p${Math.round(f.percentile)}`;
+  // A baseline alert: the value against the player's own earlier matches.
+  if (Number.isFinite(f.own_median)) return `${val} vs own ${num(Number(f.own_median))} (z ${Number(f.z).toFixed(1)})`;
   if (Number.isFinite(f.z)) return `${val} (z ${Number(f.z).toFixed(1)})`;
   if (Number.isFinite(f.contribution)) return `${val} (+${Number(f.contribution).toFixed(2)})`;
   return val;

@@ -47,12 +47,19 @@ function flaggedRow(q, rank) {
   tr.dataset.player = q.player;
   const kinds = (q.kinds ?? []).map(kindLabel).join(", ");
   const features = topFeatures(q.features)
-    .map((f) => `${String(f.name).replaceAll("_", " ")} ${num(f.value)}${Number.isFinite(f.percentile) ? ` (p${Math.round(f.percentile)})` : ""}`)
+    .map((f) => `${String(f.name).replaceAll("_", " ")} ${num(f.value)}${against(f)}`)
     .join("; ");
   tr.append(cell(rank), cell(shortName(q.match), q.match), cell(q.player, "", "player"),
             cell(num(q.score), "", "mono"), cell([kinds, q.reason].filter(Boolean).join(": ")),
             cell(features, "", "features"), cell(Number.isFinite(q.ping) ? `${q.ping} ms` : "–"));
   return tr;
+}
+
+/** What a feature value is read against: the population, or the player's own earlier matches. */
+function against(f) {
+  if (Number.isFinite(f.percentile)) return ` (p${Math.round(f.percentile)})`;
+  if (Number.isFinite(f.own_median)) return ` (own ${num(f.own_median)})`;
+  return "";
 }
 
 function accountRow(a, rank) {

@@ -51,8 +51,11 @@ def ensure_model(path: Path, *, matches: int, seed: int) -> int:
     try:
         from gamebus.cli import main as gamebus_main
 
+        # The quick demo model skips the per-account baseline: a season of
+        # accounts worth fitting it on takes minutes, and a demo starts in one.
         code = gamebus_main(
-            ["anticheat", "train", "--matches", str(matches), "--seed", str(seed), "--out", str(scratch)]
+            ["anticheat", "train", "--matches", str(matches), "--seed", str(seed), "--out", str(scratch),
+             "--season-accounts", "0"]
         )
         if code == 0:
             for stale in path.parent.glob("anticheat-*.skops"):  # versioned copies of older models

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from anticheat import evaluate, model, train
 from anticheat.dataset import build_records, reshrink
+from anticheat.service import ScoringCore
+from gamebus.sim import simulate_match
 from gamebus.sim.accounts import sample_accounts, season_rosters
 
 SIM = {"players": 10, "cheaters": 0.3, "duration_s": 25.0, "cheat_kinds": ["snap_aimbot"],
@@ -61,3 +65,65 @@ def test_a_season_of_accounts_is_evaluated_per_account_after_each_number_of_matc
     assert "after 3 matches" in text and "snap_aimbot/blatant (full-time)" in text
     path = evaluate.write_report(report, records, scores, tmp_path, appendix=text)
     assert "## Accounts across matches" in path.read_text()
+
+
+POOL = {"cheat_kinds": ["snap_aimbot"], "intensity": "blatant", "closet_share": 0.0}
+
+
+@pytest.fixture(scope="module")
+def with_baseline(small_model):
+    """The small model plus a baseline fitted on a season whose cheaters all start clean."""
+    bundle, _ = small_model
+    baseline = train.fit_baseline_season(accounts=40, seed=3, priors=bundle.priors, players=10,
+                                         cheaters=0.3, duration_s=25.0, **POOL)
+    return dataclasses.replace(bundle, baseline=baseline)
+
+
+def test_the_baseline_finds_accounts_that_turned_and_is_saved_with_the_model(with_baseline, tmp_path):
+    bundle = with_baseline
+    assert bundle.baseline is not None and bundle.baseline.policy.threshold < 1.0
+    model.save(bundle, tmp_path / "m.skops")
+    assert model.load(tmp_path / "m.skops").baseline == bundle.baseline
+    # A held-out season: every cheater plays 2-4 clean matches first.
+    pool = sample_accounts(seed=40, n=40, cheaters=0.3, turn_share=1.0, **POOL)
+    rosters = season_rosters(seed=41, accounts=pool, players=10, rounds=5)
+    records = build_records(range(9200, 9220), players=10, duration_s=25.0, rosters=rosters)
+    reshrink(records, bundle.priors)
+    _, scores = evaluate.evaluate_records(bundle, records)
+    honest, either_fpr, rows = evaluate.evaluate_baseline(bundle, records, scores, lobbies=4)
+    everyone = rows[-1]
+    assert everyone.group == "all cheaters" and everyone.matches >= 6
+    # Tiny data: the thresholds come from a few dozen honest matches.
+    assert honest > 50 and either_fpr < 0.3
+    auc, recall = everyone.baseline
+    assert auc > 0.9 and recall > 0.5
+    text = evaluate.baseline_markdown(honest, either_fpr, rows)
+    assert "## Accounts against their own history" in text and "snap_aimbot/blatant" in text
+
+
+def test_the_service_alerts_when_an_account_turns_and_explains_it_against_its_own_matches(with_baseline):
+    bundle = with_baseline
+    pool = sample_accounts(seed=42, n=10, cheaters=0.2, turn_share=1.0, clean_rounds=(3, 3), **POOL)
+    turned = {a.name for a in pool if a.cheat is not None}
+    rosters = season_rosters(seed=43, accounts=pool, players=10, rounds=4)
+    core = ScoringCore(bundle)
+    alerts: list[dict] = []
+    for k, roster in enumerate(rosters):
+        rec = simulate_match(seed=9300 + k, match_id=f"turn-{k}", roster=roster, duration_s=25.0)
+        for event in rec.events:
+            alerts += [e for e in core.feed(event) if e["type"] == "anticheat.alert"]
+        alerts += [e for e in core.flush() if e["type"] == "anticheat.alert"]
+    base = [a for a in alerts if a["kind"] == "baseline"]
+    # Rounds 0-2 are clean for everyone; the turned accounts cheat in round 3.
+    assert {a["player"] for a in base} >= turned
+    first = next(a for a in base if a["player"] in turned)
+    assert first["match"] == "turn-3" and first["history_matches"] == 3
+    assert first["threshold"] == bundle.baseline.policy.threshold
+    assert first["features"] and {"own_median", "z"} <= set(first["features"][0])
+    assert "own matches" in first["reason"]
+    # Matches that raised no alert are the accounts' history; flagged ones are not.
+    flagged = {(a["match"], a["player"]) for a in alerts}
+    for name in turned:
+        assert len(core.accounts.history(name)) == sum(
+            1 for k in range(4) if (f"turn-{k}", name) not in flagged and any(
+                a.name == name for a in rosters[k]))
