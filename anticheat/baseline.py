@@ -252,17 +252,26 @@ def fit_baseline(
 
 @dataclass(slots=True)
 class AccountHistory:
-    """The live service's memory of each account's recent unflagged matches."""
+    """Each account's recent unflagged matches, as the service remembers them.
+
+    Matches are keyed by match id: a worker adds the matches it judged
+    itself and, from the scores topic, those every other worker judged, so
+    the same match arriving twice counts once.
+    """
 
     keep: int = HISTORY_MATCHES
-    _matches: dict[str, deque[dict[str, float]]] = field(default_factory=dict)
+    _matches: dict[str, deque[tuple[str, dict[str, float]]]] = field(default_factory=dict)
 
     def history(self, account: str) -> tuple[dict[str, float], ...]:
-        return tuple(self._matches.get(account, ()))
+        return tuple(vec for _, vec in self._matches.get(account, ()))
 
-    def add(self, account: str, vector: Mapping[str, float]) -> None:
-        """Remember an unflagged match of ``account`` (the oldest drops out)."""
-        self._matches.setdefault(account, deque(maxlen=self.keep)).append(dict(vector))
+    def add(self, account: str, vector: Mapping[str, float], match: str = "") -> bool:
+        """Remember an unflagged match of ``account`` (the oldest drops out); False if known."""
+        seen = self._matches.setdefault(account, deque(maxlen=self.keep))
+        if match and any(m == match for m, _ in seen):
+            return False
+        seen.append((match, dict(vector)))
+        return True
 
     def __len__(self) -> int:
         return len(self._matches)

@@ -16,6 +16,14 @@ time, so no lock is needed. Offsets are committed every ``commit_interval_s``;
 feature state is in memory, so a worker that takes over a partition rebuilds
 it from the committed position onward (a match in flight loses its earlier
 history on that worker: acceptable for 60-second matches, and stated).
+
+Accounts are not partitioned like matches: an account's matches land on
+whichever workers own their partitions. With a per-account baseline in the
+model, every worker therefore also follows all of ``anticheat.scores`` from
+its earliest retained record (a plain subscription, outside the group) and
+takes every worker's judged matches into its accounts' history
+(:meth:`~anticheat.service.ScoringCore.remember`); a restarted worker
+rebuilds that history the same way, as far back as the topic retains.
 """
 
 from __future__ import annotations
@@ -116,6 +124,7 @@ class AnticheatService:
         publisher = asyncio.ensure_future(self._publisher())
         committer = asyncio.ensure_future(self._committer())
         poller = asyncio.ensure_future(self._poller())
+        followers = await self._follow_accounts()
         try:
             while not self._stopping.is_set():
                 readers = [asyncio.ensure_future(self._read(t, p)) for t, p in membership.assignment]
@@ -140,10 +149,11 @@ class AnticheatService:
         finally:
             self._outbox.extend(self.core.flush())
             await self._drain_outbox()
-            for task in (publisher, committer, poller):
-                task.cancel()
+            helpers: list[asyncio.Future[Any]] = [publisher, committer, poller, *followers]
+            for helper in helpers:
+                helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await helper
             with contextlib.suppress(GamebusError, OSError):
                 await self._commit()
                 await membership.leave()
@@ -156,6 +166,33 @@ class AnticheatService:
                 self.handle_batch(batch)
         finally:
             await sub.close()
+
+    async def _follow_accounts(self) -> list[asyncio.Future[Any]]:
+        """One task per ``anticheat.scores`` partition feeding the accounts' history."""
+        bundle = self.core.bundle
+        if bundle is None or bundle.baseline is None:
+            return []
+        try:
+            partitions = await self.bus.partitions(SCORES_TOPIC)
+        except GamebusError as exc:
+            log.warning("no account history from %s: %s", SCORES_TOPIC, exc)
+            return []
+        return [asyncio.ensure_future(self._follow(p)) for p in range(partitions)]
+
+    async def _follow(self, partition: int) -> None:
+        while True:
+            try:
+                sub = await self.bus.subscribe(SCORES_TOPIC, partition, "earliest")
+                try:
+                    async for batch in sub:
+                        for record in batch.records:
+                            with contextlib.suppress(InvalidEvent, KeyError, TypeError, ValueError):
+                                self.core.remember(decode_event(record))
+                finally:
+                    await sub.close()
+            except GamebusError as exc:
+                log.warning("following %s/%d: %s", SCORES_TOPIC, partition, exc)
+            await asyncio.sleep(1.0)  # resubscribe from the start: known matches count once
 
     def handle_batch(self, batch: Batch) -> None:
         """Decode and score one batch (synchronous: the hot path never awaits)."""

@@ -299,6 +299,7 @@ class ScoringCore:
                 p.best_window_score, p.window_span, p.window_vec = float(s), span, vec
         ts = feats.last_ts
         n = len(ready)
+        finals: dict[str, dict[str, Any]] = {}
         for (name, st), vec, s, a in zip(ready, vectors, scores[:n], anomalies[:n], strict=True):
             p = m.out(name)
             if not float(s) <= p.best_match:
@@ -310,12 +311,13 @@ class ScoringCore:
             p.best_window = p.window_span if by_window else None
             vec = p.window_vec if by_window else vec
             p.best_anomaly = max(p.best_anomaly, float(a))
-            out.append({
+            finals[name] = {
                 "type": "anticheat.score", "match": m.features.match, "ts": ts, "player": name,
                 "score": round(p.best, 6), "model_version": self.bundle.version,
                 "window": {"alive_s": round(st.alive_ms / 1000.0, 1), "final": final,
                            "current": round(float(s), 6)},
-            })
+            }
+            out.append(finals[name])
             self.counters.scores += 1
             verdict = self.bundle.policy.classify(p.best)
             if verdict.flagged and "model" not in p.alerted:
@@ -324,19 +326,26 @@ class ScoringCore:
                 out.append(self._model_alert(m, name, vec, p, "anomaly"))
         if final and not m.judged:
             m.judged = True
-            self._judge_accounts(m, [(name, v) for (name, _), v in zip(ready, vectors, strict=True)], out)
+            self._judge_accounts(m, [(name, v) for (name, _), v in zip(ready, vectors, strict=True)],
+                                 finals, out)
 
     def _judge_accounts(self, m: _Match, final: list[tuple[str, dict[str, float]]],
-                        out: list[dict[str, Any]]) -> None:
-        """Read each player's whole match against its own history; remember the unflagged."""
+                        finals: dict[str, dict[str, Any]], out: list[dict[str, Any]]) -> None:
+        """Read each player's whole match against its own history; remember the unflagged.
+
+        The final score event carries the match-long vector and whether it
+        joined the history, so every worker (and a restarted one) can
+        rebuild each account's history from the scores topic (:meth:`remember`).
+        """
         assert self.bundle is not None
         base = self.bundle.baseline
+        if base is None:
+            return
         for name, vec in final:
             p = m.out(name)
             history = self.accounts.history(name)
-            verdict = base.classify(history, vec) if base is not None else None
+            verdict = base.classify(history, vec)
             if verdict is not None and verdict.flagged and "baseline" not in p.alerted:
-                assert base is not None
                 p.alerted.add("baseline")
                 self.counters.alerts += 1
                 alert = self._base(m, name, m.features.last_ts, verdict.score, "baseline")
@@ -352,7 +361,27 @@ class ScoringCore:
                     f"over {len(history)} own matches; {named}")
                 out.append(alert)
             if not p.alerted:
-                self.accounts.add(name, vec)
+                self.accounts.add(name, vec, m.features.match)
+            score = finals.get(name)
+            if score is not None:
+                score["features"] = {k: round(v, 6) for k, v in vec.items() if not math.isnan(v)}
+                score["window"]["history"] = not p.alerted
+
+    def remember(self, event: Mapping[str, Any]) -> bool:
+        """Take a judged match from the scores topic into its account's history.
+
+        Any worker's final ``anticheat.score`` that joined the history
+        (``window.history``) carries the match-long vector; a match already
+        known (this worker judged it) is not counted twice. Returns whether
+        it was new.
+        """
+        window, vector = event.get("window"), event.get("features")
+        if (event.get("type") != "anticheat.score" or not isinstance(window, dict)
+                or window.get("history") is not True or not isinstance(vector, dict)):
+            return False
+        clean = {str(k): float(v) for k, v in vector.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return self.accounts.add(str(event["player"]), clean, str(event["match"]))
 
     def _evidence(self, m: _Match, player: str, extra: tuple[Any, ...] = ()) -> dict[str, Any]:
         p = m.out(player)

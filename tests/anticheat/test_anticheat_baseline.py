@@ -159,3 +159,26 @@ def test_the_live_history_holds_only_unflagged_matches_of_each_account(plays):
             kept.setdefault(account, []).append(float(i))
     for account in "abc":
         assert [v[JITTER] for v in memory.history(account)] == kept.get(account, [])[-4:]
+
+
+def test_a_match_heard_twice_counts_once_in_the_history():
+    memory = AccountHistory()
+    assert memory.add("a", {JITTER: 1.0}, "m1")
+    assert not memory.add("a", {JITTER: 9.0}, "m1")  # the same match back from the scores topic
+    assert memory.add("a", {JITTER: 2.0}, "m2")
+    assert [v[JITTER] for v in memory.history("a")] == [1.0, 2.0]
+
+
+def test_the_core_remembers_only_judged_unflagged_matches_from_the_scores_topic():
+    from anticheat.service import ScoringCore
+
+    core = ScoringCore(None)
+    final = {"type": "anticheat.score", "match": "m1", "ts": 1, "player": "a", "score": 0.1,
+             "window": {"final": True, "history": True}, "features": {JITTER: 3.0, "x": "?"}}
+    assert core.remember(final)
+    assert core.accounts.history("a") == ({JITTER: 3.0},)
+    assert not core.remember(final)
+    assert not core.remember({**final, "match": "m2", "window": {"final": True, "history": False}})
+    assert not core.remember({**final, "match": "m3", "window": {"final": False}})
+    assert not core.remember({**final, "match": "m4", "type": "anticheat.alert"})
+    assert len(core.accounts.history("a")) == 1

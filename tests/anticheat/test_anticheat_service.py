@@ -216,3 +216,63 @@ async def test_accounts_view_ranks_players_by_their_scores_across_matches(tmp_pa
     assert set(played) <= {a.name for a in pool} and len(played) >= 6
     assert rows[0]["player"] == cheater and rows[0]["matches"] == 2
     assert [r["tail"] for r in rows] == sorted(r["tail"] for r in rows)
+
+
+async def _final_scores(bus, matches: set[str], *, timeout_s: float) -> list[dict]:
+    from anticheat.history import read_scores
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        finals = [e for e, _ in await read_scores(bus) if e["window"]["final"]]
+        if {e["match"] for e in finals} >= matches:
+            return finals
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"no final scores for {matches} within {timeout_s}s")
+
+
+async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_from_the_scores_topic(
+        tmp_path, with_baseline):
+    """Worker A judges three clean rounds and stops; worker B, a fresh process state
+    in the same group, catches the account that turns in round four against them."""
+    from anticheat.history import read_alerts
+    from gamebus.sim.accounts import sample_accounts, season_rosters
+    from tests.support.sims import POOL
+
+    bundle = with_baseline
+    pool = sample_accounts(seed=42, n=10, cheaters=0.2, turn_share=1.0, clean_rounds=(3, 3), **POOL)
+    turned = {a.name for a in pool if a.cheat is not None}
+    rosters = season_rosters(seed=43, accounts=pool, players=10, rounds=4)
+    matches = [simulate_match(seed=9300 + k, match_id=f"turn-{k}", roster=r, duration_s=25.0)
+               for k, r in enumerate(rosters)]
+    config = CoreConfig(score_interval_ms=5000)
+    with BrokerProcess(tmp_path / "data") as broker:
+        bus = await connect(broker.url)
+        try:
+            for rec in matches[:3]:
+                await publish_events(bus, rec.events)
+            first = AnticheatService(bus, bundle, start="earliest", config=config)
+            task = asyncio.ensure_future(first.run())
+            clean_rounds = await _final_scores(bus, {"turn-0", "turn-1", "turn-2"}, timeout_s=60.0)
+            first.stop()
+            await asyncio.wait_for(task, 15.0)
+
+            await publish_events(bus, matches[3].events)
+            second = AnticheatService(bus, bundle, start="earliest", config=config)
+            task = asyncio.ensure_future(second.run())
+            await _final_scores(bus, {"turn-3"}, timeout_s=60.0)
+            second.stop()
+            await asyncio.wait_for(task, 15.0)
+            alerts = [e for e, _ in await read_alerts(bus)]
+        finally:
+            await bus.close()
+    # The second worker scored only the last round (the group had committed the rest) ...
+    assert set(second.core.matches) == {"turn-3"}
+    # ... and read every account's unflagged earlier rounds back from the scores topic.
+    remembered = {(e["match"], e["player"]) for e in clean_rounds if e["window"].get("history")}
+    assert remembered and all("features" in e for e in clean_rounds if e["window"].get("history"))
+    base = [a for a in alerts if a["kind"] == "baseline" and a["match"] == "turn-3"]
+    assert turned <= {a["player"] for a in base}
+    for a in base:
+        if a["player"] in turned:
+            assert a["history_matches"] == sum(1 for m, p in remembered if p == a["player"]) == 3
+            assert a["features"] and a["features"][0]["z"] != 0

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-import pytest
-
-from anticheat import evaluate, model, train
+from anticheat import evaluate, model
 from anticheat.dataset import build_records, reshrink
 from anticheat.service import ScoringCore
 from gamebus.sim import simulate_match
 from gamebus.sim.accounts import sample_accounts, season_rosters
-
-SIM = {"players": 10, "cheaters": 0.3, "duration_s": 25.0, "cheat_kinds": ["snap_aimbot"],
-       "intensity": "blatant", "closet_share": 0.0}
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    records = build_records(range(1000, 1008), **SIM)
-    train_side = [r for r in records if r.match_index < 6]
-    calib = [r for r in records if r.match_index >= 6]
-    priors = train.priors_from(train_side)
-    reshrink(records, priors)
-    bundle = train.fit(train_side, calib, seed=3, version="small", priors=priors,
-                       boosting_rounds=30, forest_trees=30)
-    return bundle, {r.match for r in records}
+from tests.support.sims import POOL, SIM
 
 
 def test_small_model_beats_chance_on_held_out_seeds_and_writes_its_report(small_model, tmp_path):
@@ -65,18 +47,6 @@ def test_a_season_of_accounts_is_evaluated_per_account_after_each_number_of_matc
     assert "after 3 matches" in text and "snap_aimbot/blatant (full-time)" in text
     path = evaluate.write_report(report, records, scores, tmp_path, appendix=text)
     assert "## Accounts across matches" in path.read_text()
-
-
-POOL = {"cheat_kinds": ["snap_aimbot"], "intensity": "blatant", "closet_share": 0.0}
-
-
-@pytest.fixture(scope="module")
-def with_baseline(small_model):
-    """The small model plus a baseline fitted on a season whose cheaters all start clean."""
-    bundle, _ = small_model
-    baseline = train.fit_baseline_season(accounts=40, seed=3, priors=bundle.priors, players=10,
-                                         cheaters=0.3, duration_s=25.0, **POOL)
-    return dataclasses.replace(bundle, baseline=baseline)
 
 
 def test_the_baseline_finds_accounts_that_turned_and_is_saved_with_the_model(with_baseline, tmp_path):
