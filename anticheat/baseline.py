@@ -55,6 +55,7 @@ __all__ = [
     "BaselineModel",
     "BaselineRow",
     "fit_baseline",
+    "history_from_scores",
     "replay_accounts",
     "season_rows",
 ]
@@ -275,6 +276,30 @@ class AccountHistory:
 
     def __len__(self) -> int:
         return len(self._matches)
+
+
+def history_from_scores(
+    scores: Iterable[Mapping[str, Any]], player: str, *, before_ts: int, exclude_match: str = ""
+) -> list[dict[str, float]]:
+    """``player``'s history as the service kept it, rebuilt from ``anticheat.score`` events.
+
+    The final scores that joined the history (``window.history``) before
+    ``before_ts``, oldest first, the last :data:`HISTORY_MATCHES` of them;
+    ``exclude_match`` (the match being explained) never counts.
+    """
+    judged: dict[str, tuple[int, dict[str, float]]] = {}
+    for e in scores:
+        window, vector = e.get("window"), e.get("features")
+        if (e.get("type") != "anticheat.score" or e.get("player") != player
+                or not isinstance(window, dict) or window.get("history") is not True
+                or not isinstance(vector, dict) or e.get("match") in (exclude_match, None)):
+            continue
+        ts = int(e.get("ts", 0))
+        if ts < before_ts:
+            judged[str(e["match"])] = (ts, {str(k): float(v) for k, v in vector.items()
+                                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    ordered = sorted(judged.values(), key=lambda tv: tv[0])
+    return [vec for _, vec in ordered[-HISTORY_MATCHES:]]
 
 
 def replay_accounts(

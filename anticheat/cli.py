@@ -338,6 +338,31 @@ def _accounts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_against_history(base: Any, core: Any, events: list[tuple[dict[str, Any], Any]],
+                             args: argparse.Namespace) -> None:
+    """The player's match against its own earlier unflagged matches, from the scores topic."""
+    from anticheat.baseline import history_from_scores
+    from anticheat.history import read_scores
+
+    vector = core.player_vectors(args.match).get(args.player)
+    if vector is None:
+        return
+    scores = _read_history(args.bus, read_scores)
+    history = history_from_scores(scores, args.player, before_ts=int(events[0][0]["ts"]),
+                                  exclude_match=args.match)
+    verdict = base.classify(history, vector)
+    if verdict is None:
+        print(f"against own history: {len(history)} earlier unflagged matches, too few for a baseline")
+        return
+    print(f"against own history ({len(history)} matches): baseline {verdict.score:.4f} "
+          f"(threshold {verdict.threshold:.4f}, FPR {verdict.fpr:.2%})"
+          f"{'  FLAGGED' if verdict.flagged else ''}")
+    print(f"{'feature':28s} {'value':>12} {'own median':>12} {'z':>7} {'log-odds':>9}")
+    for r in base.explain(history, vector, 8):
+        print(f"{r['name']:28s} {r['value']:>12.4g} {r['own_median']:>12.4g} {r['z']:>7.2f} "
+              f"{r['log_odds']:>9.3f}")
+
+
 def _explain(args: argparse.Namespace) -> int:
     from anticheat import model
     from anticheat.explain import explain_player, timeline_png
@@ -358,6 +383,8 @@ def _explain(args: argparse.Namespace) -> int:
         median = "nan" if math.isnan(r["median"]) else f"{r['median']:.4g}"
         pct = "-" if math.isnan(r["percentile"]) else f"{r['percentile']:.1f}"
         print(f"{r['name']:28s} {value:>12} {median:>15} {pct:>10}")
+    if bundle.baseline is not None and args.bus:
+        _explain_against_history(bundle.baseline, core, events, args)
     flags = [e for e in out if e["type"] == "anticheat.alert" and e["player"] == args.player]
     for a in flags:
         print(f"flag at ts {a['ts']}: {a['kind']}: {a.get('reason', '')}")

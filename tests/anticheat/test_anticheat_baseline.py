@@ -182,3 +182,18 @@ def test_the_core_remembers_only_judged_unflagged_matches_from_the_scores_topic(
     assert not core.remember({**final, "match": "m3", "window": {"final": False}})
     assert not core.remember({**final, "match": "m4", "type": "anticheat.alert"})
     assert len(core.accounts.history("a")) == 1
+
+
+def test_an_analyst_rebuilds_a_players_history_from_its_final_scores():
+    from anticheat.baseline import history_from_scores
+
+    def final(match: str, ts: int, value: float, history: bool = True, player: str = "a") -> dict:
+        return {"type": "anticheat.score", "match": match, "ts": ts, "player": player, "score": 0.1,
+                "window": {"final": True, "history": history}, "features": {JITTER: value}}
+
+    scores = [final("m3", 300, 3.0), final("m1", 100, 1.0), final("m2", 200, 2.0, history=False),
+              final("m0", 50, 0.5, player="b"), final("m4", 400, 4.0), final("m5", 500, 5.0)]
+    got = history_from_scores(scores, "a", before_ts=450, exclude_match="m4")
+    assert [v[JITTER] for v in got] == [1.0, 3.0]  # oldest first; flagged, later and this match left out
+    many = [final(f"n{i}", i, float(i)) for i in range(HISTORY_MATCHES + 3)]
+    assert len(history_from_scores(many, "a", before_ts=10_000)) == HISTORY_MATCHES

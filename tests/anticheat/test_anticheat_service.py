@@ -231,10 +231,12 @@ async def _final_scores(bus, matches: set[str], *, timeout_s: float) -> list[dic
 
 
 async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_from_the_scores_topic(
-        tmp_path, with_baseline):
+        tmp_path, with_baseline, capsys):
     """Worker A judges three clean rounds and stops; worker B, a fresh process state
-    in the same group, catches the account that turns in round four against them."""
+    in the same group, catches the account that turns in round four against them;
+    ``explain`` shows an analyst the same reading."""
     from anticheat.history import read_alerts
+    from gamebus.cli import main
     from gamebus.sim.accounts import sample_accounts, season_rosters
     from tests.support.sims import POOL
 
@@ -242,9 +244,12 @@ async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_fro
     pool = sample_accounts(seed=42, n=10, cheaters=0.2, turn_share=1.0, clean_rounds=(3, 3), **POOL)
     turned = {a.name for a in pool if a.cheat is not None}
     rosters = season_rosters(seed=43, accounts=pool, players=10, rounds=4)
-    matches = [simulate_match(seed=9300 + k, match_id=f"turn-{k}", roster=r, duration_s=25.0)
+    # One round after another, a minute apart.
+    matches = [simulate_match(seed=9300 + k, match_id=f"turn-{k}", roster=r, duration_s=25.0,
+                              start_ts_ms=1_700_000_000_000 + 60_000 * k)
                for k, r in enumerate(rosters)]
     config = CoreConfig(score_interval_ms=5000)
+    model_path = model.save(bundle, tmp_path / "with-baseline.skops")
     with BrokerProcess(tmp_path / "data") as broker:
         bus = await connect(broker.url)
         try:
@@ -265,6 +270,12 @@ async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_fro
             alerts = [e for e, _ in await read_alerts(bus)]
         finally:
             await bus.close()
+        cheater = sorted(turned)[0]
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, [
+            "anticheat", "explain", "--match", "turn-3", "--player", cheater, "--bus", broker.url,
+            "--model", str(model_path), "--out", str(tmp_path / "explain")])
+        explained = capsys.readouterr().out
     # The second worker scored only the last round (the group had committed the rest) ...
     assert set(second.core.matches) == {"turn-3"}
     # ... and read every account's unflagged earlier rounds back from the scores topic.
@@ -276,3 +287,7 @@ async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_fro
         if a["player"] in turned:
             assert a["history_matches"] == sum(1 for m, p in remembered if p == a["player"]) == 3
             assert a["features"] and a["features"][0]["z"] != 0
+    assert code == 0
+    assert "against own history (3 matches)" in explained and "FLAGGED" in explained
+    alert = next(a for a in base if a["player"] == cheater)
+    assert alert["features"][0]["name"] in explained
