@@ -219,6 +219,8 @@ async def _publish(args: argparse.Namespace) -> int:
             stats = await publish_matches(
                 producer, factory, concurrent=args.matches,
                 total=None if args.loop else args.matches, realtime=realtime, on_start=on_start,
+                # A league's next round waits for the last match of this one.
+                round_size=kwargs["league"].lobbies if "league" in kwargs else None,
             )
     finally:
         if labels is not None:

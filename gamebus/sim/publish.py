@@ -137,15 +137,29 @@ async def publish_matches(
     on_start: Callable[[MatchSimulator], None] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    round_size: int | None = None,
 ) -> PublishStats:
     """Play ``total`` matches (None: forever), ``concurrent`` at a time.
 
     When a match ends the next one starts, so a ``--loop`` demo keeps
-    ``concurrent`` matches running. Returns after the last match is flushed.
+    ``concurrent`` matches running. With ``round_size`` (a league's lobbies
+    per round) match ``i`` belongs to round ``i // round_size`` and a round
+    starts only once every match of the one before has ended: the same
+    account is in one lobby of every round, and a person does not play two
+    matches at once. Returns after the last match is flushed.
     """
+    if round_size is not None and round_size < 1:
+        raise ValueError(f"round_size must be at least 1, got {round_size}")
     stats = PublishStats()
     next_index = 0
-    running: set[asyncio.Task[None]] = set()
+    running: dict[asyncio.Task[None], int] = {}  # task -> its match's round
+
+    def may_start() -> bool:
+        if len(running) >= concurrent:
+            return False
+        if round_size is None or not running:
+            return True
+        return all(r == next_index // round_size for r in running.values())
 
     def start_one() -> None:
         nonlocal next_index
@@ -158,21 +172,21 @@ async def publish_matches(
             _play(producer, sim, stats, realtime=realtime, started_at=started_at,
                   clock=clock, sleep=sleep)
         )
-        running.add(task)
+        running[task] = (next_index - 1) // round_size if round_size else 0
 
     try:
         while total is None or next_index < total:
-            if len(running) < concurrent:
+            if may_start():
                 start_one()
                 continue
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                running.discard(task)
+                running.pop(task)
                 task.result()
         while running:
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                running.discard(task)
+                running.pop(task)
                 task.result()
         await producer.flush()
     finally:

@@ -196,3 +196,32 @@ async def test_real_time_events_are_published_when_their_ts_comes_round_even_if_
     # Only the ticks that fell due while the match was being built go out late.
     assert late[len(late) // 2] < 1.0
     assert late[-1] <= 1_000.0
+
+
+async def test_a_leagues_next_round_starts_only_after_every_match_of_the_last_one_ended():
+    """Lobbies of one round end at different times; no account may be in two matches at once."""
+    order: list[str] = []  # "start:i" and "end:i" in the order they happened
+
+    class Recording(FakeProducer):
+        def send_nowait(self, topic: str, event: Any, *, key: str | None = None,
+                        acks: Any = None) -> None:
+            super().send_nowait(topic, event, key=key, acks=acks)
+            if event["type"] == "match_end":
+                order.append(f"end:{event['match'][1:]}")
+
+    def factory(index: int, start_ts_ms: int) -> MatchSimulator:
+        # Odd lobbies play twice as long as even ones.
+        return MatchSimulator(seed=index, match_id=f"r{index}", players=4,
+                              duration_s=0.5 * (1 + index % 2), start_ts_ms=START)
+
+    producer = Recording()
+    await publish_matches(producer, factory, concurrent=3, total=6, realtime=False, round_size=2,
+                          on_start=lambda sim: order.append(f"start:{sim.match_id[1:]}"))
+    for i in range(2, 6):
+        started = order.index(f"start:{i}")
+        earlier = [j for j in range(6) if j // 2 < i // 2]
+        assert all(order.index(f"end:{j}") < started for j in earlier), order
+    # Within a round the lobbies run together.
+    assert order[:2] == ["start:0", "start:1"]
+    with pytest.raises(ValueError, match="round_size"):
+        await publish_matches(FakeProducer(), factory, concurrent=1, total=1, round_size=0)
