@@ -11,21 +11,23 @@ the median of the account's earlier *unflagged* matches:
 - ``z = (value - own median) / scale``, where ``scale`` is how much that
   feature moves between two matches of the same honest account (form,
   lobbies and luck, measured on honest accounts of a training season);
-- a logistic regression over the ``z`` of every feature turns them into a
-  probability that the account changed the way cheats change players
-  (tracking twice as steady, reactions 40 ms faster, the crosshair resting
-  on the hitbox); its threshold is set on honest accounts' matches, like
-  the per-match policy's, and its measured false-positive rate travels with
-  every alert;
-- the explanation is the terms of that sum: which features moved, from
-  what to what, and how many of the account's own standard deviations.
+  features on a ratio scale (times, angles, jitter) are compared as logs,
+  so "half the jitter" reads the same for a pro and for a casual player;
+- a gradient-boosted classifier over the ``z`` of every play feature
+  turns them into a probability that the account changed the way cheats
+  change players (tracking twice as steady, reactions 40 ms faster, the
+  crosshair resting on the hitbox, runs a tenth faster); its threshold is
+  set on honest accounts' matches, like the per-match policy's, and its
+  measured false-positive rate travels with every alert;
+- the explanation lists the features that moved furthest, from what (the
+  account's own median) to what, in honest spreads.
 
 Flagged matches are kept out of the history, so a cheater who is caught
 does not become its own reference. An account needs :data:`MIN_HISTORY`
 matches before it has a baseline; until then only the per-match model
 speaks.
 
-Pure: no I/O; the model is plain numbers (saved inside the model bundle).
+Pure: no I/O; the model is saved inside the model bundle (skops, no pickle).
 Example::
 
     model = fit_baseline(rows, target_fpr=0.01)       # rows: (history, current, label)
@@ -72,12 +74,24 @@ MIN_HISTORY: Final = 2
 HISTORY_MATCHES: Final = 8
 #: |z| is capped: one feature that never moved for this account cannot decide alone.
 _Z_CAP: Final = 6.0
+#: Ratio-scale features are compared as logs; a zero reads as this.
+_LOG_FLOOR: Final = 1e-6
 
 Vector = Mapping[str, float]
 
 
-def _own_median(history: Sequence[Vector], names: Sequence[str]) -> FloatArray:
-    hist = to_matrix(list(history), names)
+def _as_read(rows: Sequence[Vector], names: Sequence[str], logged: Sequence[bool]) -> FloatArray:
+    """Vectors as the baseline reads them: log of the ratio-scale features (NaN stays NaN)."""
+    x = to_matrix(list(rows), names)
+    cols = np.asarray(logged, dtype=bool)
+    if cols.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x[:, cols] = np.log(np.maximum(x[:, cols], _LOG_FLOOR))
+    return x
+
+
+def _own_median(history: Sequence[Vector], names: Sequence[str], logged: Sequence[bool]) -> FloatArray:
+    hist = _as_read(history, names, logged)
     out = np.full(len(names), math.nan)
     seen = ~np.isnan(hist).all(axis=0)
     if seen.any():
@@ -89,33 +103,47 @@ def _own_median(history: Sequence[Vector], names: Sequence[str]) -> FloatArray:
 class BaselineModel:
     """How far a match is from its account's own median, and what that says.
 
-    ``scale[j]`` is feature ``j``'s match-to-match spread within honest
-    accounts; ``coef``/``intercept`` the logistic regression over the
-    capped ``z``; ``policy`` its threshold on honest accounts' matches.
+    ``logged[j]`` says feature ``j`` is compared as a ratio (its log):
+    reaction times, aim errors and jitter scale with the player, so a pro
+    whose tracking jitter halves moves as far as a casual player whose does.
+    ``scale[j]`` is the feature's match-to-match spread within honest
+    accounts; ``classifier`` a gradient-boosted classifier over the capped
+    ``z`` (cheats move different features: a speedhack the run speed, an
+    aimbot the tracking and the reaction); ``policy`` its threshold on
+    honest accounts' matches.
     """
 
     features: tuple[str, ...]
+    logged: tuple[bool, ...]
     scale: tuple[float, ...]
-    coef: tuple[float, ...]
-    intercept: float
+    classifier: Any
     policy: Policy
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def z(self, history: Sequence[Vector], current: Vector) -> FloatArray:
         """Each feature's move from the account's own median, in its honest spread; 0 if unknown."""
-        own = _own_median(history, self.features)
-        now = to_matrix([current], self.features)[0]
-        z = (now - own) / np.asarray(self.scale)
-        return np.clip(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0), -_Z_CAP, _Z_CAP)
+        return self.z_many([history], [current])[0]
 
-    def _logit(self, z: FloatArray) -> float:
-        return float(z @ np.asarray(self.coef) + self.intercept)
+    def z_many(self, histories: Sequence[Sequence[Vector]], currents: Sequence[Vector]) -> FloatArray:
+        own = np.array([_own_median(h, self.features, self.logged) for h in histories])
+        now = _as_read(currents, self.features, self.logged)
+        with np.errstate(invalid="ignore"):
+            z = (now - own) / np.asarray(self.scale)
+        clipped: FloatArray = np.clip(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0), -_Z_CAP, _Z_CAP)
+        return clipped
+
+    def score_many(self, histories: Sequence[Sequence[Vector]], currents: Sequence[Vector]) -> FloatArray:
+        """Probability that each current match is a changed player; NaN with too little history."""
+        out = np.full(len(currents), math.nan)
+        ready = [i for i, h in enumerate(histories) if len(h) >= MIN_HISTORY]
+        if ready:
+            z = self.z_many([histories[i] for i in ready], [currents[i] for i in ready])
+            out[ready] = self.classifier.predict_proba(z)[:, 1]
+        return out
 
     def score(self, history: Sequence[Vector], current: Vector) -> float:
         """Probability that ``current`` is a changed player; NaN with too little history."""
-        if len(history) < MIN_HISTORY:
-            return math.nan
-        return 1.0 / (1.0 + math.exp(-self._logit(self.z(history, current))))
+        return float(self.score_many([history], [current])[0])
 
     def classify(self, history: Sequence[Vector], current: Vector) -> Verdict | None:
         """The policy's verdict, or None when the account has no baseline yet."""
@@ -123,28 +151,33 @@ class BaselineModel:
         return None if math.isnan(s) else self.policy.classify(s)
 
     def explain(self, history: Sequence[Vector], current: Vector, k: int = 5) -> list[dict[str, float | str]]:
-        """The ``k`` features pushing the score up most: value, own median, z and log-odds."""
+        """The ``k`` features that moved furthest from the account's own median.
+
+        Each with its value now, the account's own median of the same
+        feature and ``z``, the move in honest match-to-match spreads (a
+        ratio's log for :attr:`logged` features). What moved most is what
+        an analyst checks first; the classifier reads them all together.
+        """
         z = self.z(history, current)
-        own = _own_median(history, self.features)
-        terms = z * np.asarray(self.coef)
+        hist = to_matrix(list(history), self.features)
         out: list[dict[str, float | str]] = []
-        for j in np.argsort(-terms)[:k]:
-            if terms[j] <= 0.0:
+        for j in np.argsort(-np.abs(z), kind="stable")[:k]:
+            if z[j] == 0.0:
                 break
+            col = hist[:, j][~np.isnan(hist[:, j])]
             out.append({
                 "name": self.features[j],
                 "value": round(float(current.get(self.features[j], math.nan)), 4),
-                "own_median": round(float(own[j]), 4),
+                "own_median": round(float(np.median(col)), 4) if len(col) else math.nan,
                 "z": round(float(z[j]), 2),
-                "log_odds": round(float(terms[j]), 3),
             })
         return out
 
     def to_doc(self) -> dict[str, Any]:
-        """Plain numbers for the model file."""
+        """The model file's form: plain values and the fitted classifier (saved by skops)."""
         return {
-            "features": list(self.features), "scale": [float(s) for s in self.scale],
-            "coef": [float(c) for c in self.coef], "intercept": float(self.intercept),
+            "features": list(self.features), "logged": [bool(b) for b in self.logged],
+            "scale": [float(s) for s in self.scale], "classifier": self.classifier,
             "policy": {"threshold": self.policy.threshold, "fpr": self.policy.fpr,
                        "target_fpr": self.policy.target_fpr},
             "metrics": self.metrics,
@@ -155,9 +188,9 @@ class BaselineModel:
         pol = doc["policy"]
         return cls(
             features=tuple(str(n) for n in doc["features"]),
+            logged=tuple(bool(b) for b in doc["logged"]),
             scale=tuple(float(s) for s in doc["scale"]),
-            coef=tuple(float(c) for c in doc["coef"]),
-            intercept=float(doc["intercept"]),
+            classifier=doc["classifier"],
             policy=Policy(float(pol["threshold"]), float(pol["fpr"]), float(pol["target_fpr"])),
             metrics=dict(doc.get("metrics", {})),
         )
@@ -196,15 +229,26 @@ def season_rows(matches: Iterable[tuple[str, int, Vector, int, str]]) -> list[Ba
     return rows
 
 
-def _within_scale(rows: Sequence[BaselineRow], names: Sequence[str]) -> FloatArray:
+def _ratio_scale(rows: Sequence[BaselineRow], names: Sequence[str]) -> tuple[bool, ...]:
+    """Features positive in 99% of honest matches: compared as ratios (logs)."""
+    honest = to_matrix([r.current for r in rows if not r.label], names)
+    out = []
+    for j in range(len(names)):
+        col = honest[:, j][~np.isnan(honest[:, j])]
+        out.append(bool(len(col) >= 10 and np.percentile(col, 1) > 0.0))
+    return tuple(out)
+
+
+def _within_scale(rows: Sequence[BaselineRow], names: Sequence[str], logged: Sequence[bool]) -> FloatArray:
     """Spread of (match - own median) among honest accounts, per feature (robust, floored)."""
     honest = [r for r in rows if not r.label]
     if not honest:
         raise ValueError("fitting a baseline needs honest accounts with a history")
-    dev = np.array([to_matrix([r.current], names)[0] - _own_median(r.history, names) for r in honest])
+    own = np.array([_own_median(r.history, names, logged) for r in honest])
+    dev = _as_read([r.current for r in honest], names, logged) - own
     scale = np.full(len(names), 1.0)
     for j in range(len(names)):
-        col = dev[:, j][~np.isnan(dev[:, j])]
+        col = dev[:, j][np.isfinite(dev[:, j])]
         if len(col) < 10:
             continue
         mad = 1.4826 * float(np.median(np.abs(col - np.median(col))))
@@ -213,42 +257,51 @@ def _within_scale(rows: Sequence[BaselineRow], names: Sequence[str]) -> FloatArr
 
 
 def fit_baseline(
-    rows: Sequence[BaselineRow], *, target_fpr: float = 0.01, calib_share: float = 0.3, seed: int = 0,
-    regularisation: float = 0.1,
+    rows: Sequence[BaselineRow], *, target_fpr: float = 0.01, folds: int = 5, seed: int = 0,
+    boosting_rounds: int = 300,
 ) -> BaselineModel:
-    """Fit scales and the regression on ``rows``, the threshold on held-out honest accounts.
+    """Fit the reading (ratio features, scales) and the classifier on ``rows``.
 
-    Accounts (not matches) are split: a ``calib_share`` of them sets the
-    threshold and measures its false-positive rate, so an honest account's
-    steady skill cannot make the threshold look better than it is.
+    The threshold comes from out-of-fold scores of honest matches, folds
+    grouped by account: every honest match is scored by a classifier that
+    never saw its account, so an honest account's steady skill cannot make
+    the threshold look better than it is, and the final classifier still
+    learns from every account.
     """
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
 
     names = BASELINE_FEATURES
-    accounts = sorted({r.account for r in rows})
-    rng = np.random.default_rng(seed)
-    calib_accounts = set(rng.choice(accounts, size=max(1, round(calib_share * len(accounts))),
-                                    replace=False).tolist())
-    fit_rows = [r for r in rows if r.account not in calib_accounts]
-    calib_rows = [r for r in rows if r.account in calib_accounts]
-    labels = {r.label for r in fit_rows}
-    if labels != {0, 1}:
+    labels = np.array([r.label for r in rows])
+    if set(labels.tolist()) != {0, 1}:
         raise ValueError("fitting a baseline needs honest and cheating matches with a history")
-    scale = _within_scale(fit_rows, names)
-    draft = BaselineModel(names, tuple(float(s) for s in scale), (0.0,) * len(names), 0.0,
-                          Policy(1.0, math.nan, target_fpr))
-    x = np.array([draft.z(r.history, r.current) for r in fit_rows])
-    y = np.array([r.label for r in fit_rows])
-    lr = LogisticRegression(C=regularisation, max_iter=5000).fit(x, y)
-    model = BaselineModel(names, draft.scale, tuple(float(c) for c in lr.coef_[0]),
-                          float(lr.intercept_[0]), Policy(1.0, math.nan, target_fpr))
-    clean_scores = [model.score(r.history, r.current) for r in calib_rows if not r.label]
-    policy = threshold_for_fpr(clean_scores, target_fpr)
+    logged = _ratio_scale(rows, names)
+    scale = tuple(float(s) for s in _within_scale(rows, names, logged))
+    draft = BaselineModel(names, logged, scale, None, Policy(1.0, math.nan, target_fpr))
+    x = draft.z_many([r.history for r in rows], [r.current for r in rows])
+    accounts = np.array([r.account for r in rows])
+    out_of_fold = np.full(len(rows), math.nan)
+    for k, (fit_idx, held_idx) in enumerate(GroupKFold(n_splits=folds).split(x, labels, accounts)):
+        if len(set(labels[fit_idx].tolist())) < 2:
+            continue
+        clf = _classifier(boosting_rounds, seed + k, len(fit_idx)).fit(x[fit_idx], labels[fit_idx])
+        out_of_fold[held_idx] = clf.predict_proba(x[held_idx])[:, 1]
+    honest = (labels == 0) & ~np.isnan(out_of_fold)
+    policy = threshold_for_fpr(out_of_fold[honest], target_fpr)
     return BaselineModel(
-        names, model.scale, model.coef, model.intercept, policy,
-        metrics={"fit_rows": len(fit_rows), "fit_cheating": int(y.sum()),
-                 "calib_honest": len(clean_scores), "accounts": len(accounts)},
+        names, logged, scale, _classifier(boosting_rounds, seed, len(rows)).fit(x, labels), policy,
+        metrics={"rows": len(rows), "cheating": int(labels.sum()), "honest_scored": int(honest.sum()),
+                 "accounts": len(set(accounts.tolist()))},
     )
+
+
+def _classifier(rounds: int, seed: int, rows: int) -> Any:
+    """Boosted trees; leaves of at least 20 rows (scikit-learn's default) once there are 1,000
+    rows, fewer on a small season, whose few cheating rows would otherwise never get a leaf."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=rounds, learning_rate=0.05, early_stopping=False, random_state=seed,
+        min_samples_leaf=int(np.clip(rows // 50, 5, 20)), max_features=0.5)
 
 
 @dataclass(slots=True)
@@ -311,15 +364,23 @@ def replay_accounts(
     :class:`AccountHistory`: a match is read against the unflagged matches
     before it, and joins the history only if neither ``flagged`` (the
     per-match model or a rule alerted) nor the baseline itself flags it.
-    NaN where the account had too little history.
+    NaN where the account had too little history. A round is scored in one
+    batch: within a round an account plays once.
     """
-    order = sorted(range(len(matches)), key=lambda i: (matches[i][0], matches[i][1]))
+    by_round: dict[int, list[int]] = {}
+    for i, (_, rnd, _, _) in enumerate(matches):
+        by_round.setdefault(rnd, []).append(i)
     memory = AccountHistory()
     out = [math.nan] * len(matches)
-    for i in order:
-        account, _, vec, flagged = matches[i]
-        history = memory.history(account)
-        out[i] = model.score(history, vec)
-        if not flagged and not out[i] > model.policy.threshold:
-            memory.add(account, vec)
+    for rnd in sorted(by_round):
+        batch = sorted(by_round[rnd], key=lambda i: matches[i][0])
+        if len({matches[i][0] for i in batch}) != len(batch):
+            raise ValueError(f"an account plays twice in round {rnd}")
+        scores = model.score_many([memory.history(matches[i][0]) for i in batch],
+                                  [matches[i][2] for i in batch])
+        for i, score in zip(batch, scores, strict=True):
+            account, _, vec, flagged = matches[i]
+            out[i] = float(score)
+            if not flagged and not score > model.policy.threshold:
+                memory.add(account, vec, str(i))
     return out

@@ -357,10 +357,9 @@ def _explain_against_history(base: Any, core: Any, events: list[tuple[dict[str, 
     print(f"against own history ({len(history)} matches): baseline {verdict.score:.4f} "
           f"(threshold {verdict.threshold:.4f}, FPR {verdict.fpr:.2%})"
           f"{'  FLAGGED' if verdict.flagged else ''}")
-    print(f"{'feature':28s} {'value':>12} {'own median':>12} {'z':>7} {'log-odds':>9}")
+    print(f"{'feature (moved most)':28s} {'value':>12} {'own median':>12} {'z':>7}")
     for r in base.explain(history, vector, 8):
-        print(f"{r['name']:28s} {r['value']:>12.4g} {r['own_median']:>12.4g} {r['z']:>7.2f} "
-              f"{r['log_odds']:>9.3f}")
+        print(f"{r['name']:28s} {r['value']:>12.4g} {r['own_median']:>12.4g} {r['z']:>7.2f}")
 
 
 def _explain(args: argparse.Namespace) -> int:

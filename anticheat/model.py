@@ -346,6 +346,8 @@ def load(path: str | Path, *, expected_features: Sequence[str] = FEATURE_NAMES) 
     pol = doc["policy"]
     comb = doc.get("combiner")
     base = doc.get("baseline")
+    if base is not None and not {"classifier", "logged"} <= set(base):
+        raise ModelRejected(str(path), "its account baseline has an older layout; retrain with this version")
     return ModelBundle(
         scorer=Scorer(doc["supervised"], doc["isolation"], float(doc["iso_cutoff"]), names),
         policy=Policy(float(pol["threshold"]), float(pol["fpr"]), float(pol["target_fpr"])),

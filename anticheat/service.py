@@ -341,10 +341,11 @@ class ScoringCore:
         base = self.bundle.baseline
         if base is None:
             return
-        for name, vec in final:
+        histories = [self.accounts.history(name) for name, _ in final]
+        scores = base.score_many(histories, [vec for _, vec in final])
+        for (name, vec), history, score in zip(final, histories, scores, strict=True):
             p = m.out(name)
-            history = self.accounts.history(name)
-            verdict = base.classify(history, vec)
+            verdict = None if math.isnan(score) else base.policy.classify(float(score))
             if verdict is not None and verdict.flagged and "baseline" not in p.alerted:
                 p.alerted.add("baseline")
                 self.counters.alerts += 1

@@ -26,8 +26,12 @@ def small_model() -> tuple[model.ModelBundle, set[str]]:
 
 @pytest.fixture(scope="session")
 def with_baseline(small_model: tuple[model.ModelBundle, set[str]]) -> model.ModelBundle:
-    """The small model plus a baseline fitted on a season whose cheaters all start clean."""
+    """The small model plus a baseline fitted on a season whose cheaters all start clean.
+
+    Half the accounts turn: with 40 accounts the trees need that many
+    changed matches to learn from more than one feature.
+    """
     bundle, _ = small_model
     baseline = train.fit_baseline_season(accounts=40, seed=3, priors=bundle.priors, players=10,
-                                         cheaters=0.3, duration_s=25.0, **POOL)
+                                         cheaters=0.5, duration_s=25.0, **POOL)
     return dataclasses.replace(bundle, baseline=baseline)

@@ -53,7 +53,10 @@ def test_the_baseline_finds_accounts_that_turned_and_is_saved_with_the_model(wit
     bundle = with_baseline
     assert bundle.baseline is not None and bundle.baseline.policy.threshold < 1.0
     model.save(bundle, tmp_path / "m.skops")
-    assert model.load(tmp_path / "m.skops").baseline == bundle.baseline
+    loaded = model.load(tmp_path / "m.skops").baseline
+    assert loaded is not None
+    assert (loaded.features, loaded.logged, loaded.scale, loaded.policy) == (
+        bundle.baseline.features, bundle.baseline.logged, bundle.baseline.scale, bundle.baseline.policy)
     # A held-out season: every cheater plays 2-4 clean matches first.
     pool = sample_accounts(seed=40, n=40, cheaters=0.3, turn_share=1.0, **POOL)
     rosters = season_rosters(seed=41, accounts=pool, players=10, rounds=5)
@@ -61,6 +64,10 @@ def test_the_baseline_finds_accounts_that_turned_and_is_saved_with_the_model(wit
     reshrink(records, bundle.priors)
     _, scores = evaluate.evaluate_records(bundle, records)
     honest, either_fpr, rows = evaluate.evaluate_baseline(bundle, records, scores, lobbies=4)
+    # The saved classifier scores exactly as the fitted one.
+    vectors = [r.snapshots[-1].features for r in records[:12]]
+    assert loaded.score_many([vectors[:3]] * 3, vectors[3:6]).tolist() == \
+        bundle.baseline.score_many([vectors[:3]] * 3, vectors[3:6]).tolist()
     everyone = rows[-1]
     assert everyone.group == "all cheaters" and everyone.matches >= 6
     # Tiny data: the thresholds come from a few dozen honest matches.
