@@ -60,6 +60,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--accounts", type=int, default=0,
                    help="play a season of this many persistent accounts (a multiple of --players) "
                         "instead of a fresh lobby per match, and report accounts across matches")
+    p.add_argument("--kinds", type=_kinds, default=None,
+                   help="comma list of cheat kinds to play (default: all), e.g. humanised_aimbot")
     p.add_argument("--turn-share", type=float, default=0.0,
                    help="with --accounts: share of cheating accounts that play 2-4 clean matches "
                         "before their cheat goes on; reports the per-account baseline too")
@@ -107,6 +109,12 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_rescore)
 
 
+def _kinds(text: str) -> list[str]:
+    from gamebus.sim.cli import parse_kinds
+
+    return parse_kinds(text)
+
+
 def _progress(label: str) -> Any:
     t0 = time.monotonic()
 
@@ -151,7 +159,7 @@ def _season(args: argparse.Namespace) -> tuple[list[Any], int]:
             f"divide --matches x --players ({slots}), so that every account plays every round")
     rounds = slots // args.accounts
     pool = sample_accounts(seed=args.seed, n=args.accounts, cheaters=args.cheaters,
-                           turn_share=args.turn_share)
+                           turn_share=args.turn_share, cheat_kinds=args.kinds)
     return season_rosters(seed=args.seed + 1, accounts=pool, players=args.players,
                           rounds=rounds), rounds
 
@@ -166,13 +174,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     records = build_records(range(base, base + args.matches), players=args.players,
                             cheaters=args.cheaters, workers=args.workers,
                             progress=_progress("simulate"), duration_s=args.duration,
-                            rosters=rosters)
+                            rosters=rosters, cheat_kinds=args.kinds)
     if bundle.priors:
         reshrink(records, bundle.priors)
     report, scores = evaluate.evaluate_records(bundle, records)
     flags = ["--model", str(args.model), "--matches", str(args.matches),
              "--seed", str(args.seed), "--duration", f"{args.duration:g}"]
     accounts_md = ""
+    if args.kinds:
+        flags += ["--kinds", ",".join(args.kinds)]
     if rosters is not None:
         flags += ["--accounts", str(args.accounts)]
         steps = sorted({k for k in (1, 2, 3, 5, 10, rounds) if k <= rounds})

@@ -55,7 +55,8 @@ def _cheaters(text: str) -> float | int:
         raise argparse.ArgumentTypeError(f"not a count or a fraction: {text!r}") from None
 
 
-def _kinds(text: str) -> list[str]:
+def parse_kinds(text: str) -> list[str]:
+    """``--kinds a,b``: cheat kinds, each one the simulator knows."""
     kinds = [k.strip() for k in text.split(",") if k.strip()]
     for k in kinds:
         if k not in CHEAT_KINDS:
@@ -77,7 +78,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--tick-hz", type=int, default=20)
     p.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, help="seconds per match")
-    p.add_argument("--kinds", type=_kinds, default=None, help=f"comma list of {','.join(CHEAT_KINDS)}")
+    p.add_argument("--kinds", type=parse_kinds, default=None, help=f"comma list of {','.join(CHEAT_KINDS)}")
     p.add_argument("--intensity", choices=INTENSITIES, default=None, help="default: either")
     p.add_argument("--map", dest="map_name", default=None, help="default: one drawn per match")
     p.add_argument("--accounts", type=int, default=0,

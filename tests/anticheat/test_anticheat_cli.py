@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from anticheat.cli import register
 from anticheat.review import review_queue
 from gamebus.cli import main
@@ -45,3 +47,15 @@ def test_a_season_that_cannot_fill_its_lobbies_is_refused_before_anything_runs(t
     assert code == 1
     err = capsys.readouterr().err
     assert "--accounts 30 must be a multiple of --players 20" in err
+
+
+def test_evaluate_plays_only_the_cheat_kinds_asked_for_and_names_an_unknown_one(capsys):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["anticheat", "evaluate", "--kinds", "humanised_aimbot,triggerbot",
+                              "--accounts", "40", "--turn-share", "1"])
+    assert args.kinds == ["humanised_aimbot", "triggerbot"] and args.turn_share == 1.0
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["anticheat", "evaluate", "--kinds", "wallhack"])
+    assert exit_.value.code == 2
+    assert "unknown cheat kind 'wallhack'" in capsys.readouterr().err
