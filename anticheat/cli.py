@@ -190,9 +190,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         accounts_md = evaluate.account_markdown(honest, rows)
         if args.turn_share:
             flags += ["--turn-share", f"{args.turn_share:g}"]
-            n, either_fpr, base_rows = evaluate.evaluate_baseline(
-                bundle, records, scores, lobbies=args.accounts // args.players)
-            accounts_md += "\n" + evaluate.baseline_markdown(n, either_fpr, base_rows)
+            baseline = evaluate.evaluate_baseline(bundle, records, scores,
+                                                  lobbies=args.accounts // args.players)
+            accounts_md += "\n" + evaluate.baseline_markdown(baseline)
     command = "gamebus anticheat evaluate " + " ".join(shlex.quote(a) for a in flags)
     path = evaluate.write_report(report, records, scores, args.out, command=command,
                                  appendix=accounts_md)

@@ -31,6 +31,7 @@ from anticheat.train import aggregate, snapshot_matrix
 
 __all__ = [
     "AccountRow",
+    "BaselineReport",
     "BaselineResult",
     "GroupResult",
     "Report",
@@ -215,24 +216,33 @@ class BaselineResult:
     either: float
 
 
+@dataclass(slots=True)
+class BaselineReport:
+    """The baseline table and its reference: ``honest`` account-matches with a history,
+    and the share of them the baseline's policy, and either policy, flag."""
+
+    honest: int
+    baseline_fpr: float
+    either_fpr: float
+    rows: list[BaselineResult]
+
+
 def evaluate_baseline(
     bundle: ModelBundle, records: Sequence[PlayerRecord], scores: np.ndarray, *, lobbies: int,
     first_only: bool = True,
-) -> tuple[int, float, list[BaselineResult]]:
+) -> BaselineReport:
     """Per-account baseline results on a season whose cheaters played clean first.
 
     The history follows the service's rule (:func:`anticheat.baseline.replay_accounts`):
     a match joins it unless something flagged it. With ``first_only`` a
     cheating account counts at its first cheating match only: the moment
-    the baseline is for. Returns the honest account-matches with a history,
-    the share of them flagged by either policy, and one row per cheat group
-    plus one for all.
+    the baseline is for. One row per cheat group plus one for all.
     """
     from anticheat.baseline import replay_accounts
 
     model = bundle.baseline
     if model is None:
-        return 0, math.nan, []
+        return BaselineReport(0, math.nan, math.nan, [])
     policy_flag = (scores > bundle.policy.threshold) | np.array([bool(r.rules) for r in records])
     idx, matches = [], []
     for i, r in enumerate(records):
@@ -267,11 +277,15 @@ def evaluate_baseline(
     groups = np.array([r.group for r in recs])
     rows = [result(g, chosen & (groups == g)) for g in sorted(set(groups[chosen].tolist()))]
     rows.append(result("all cheaters", chosen))
-    return int(honest.sum()), float(np.mean(either[honest])) if honest.any() else math.nan, rows
+    if not honest.any():
+        return BaselineReport(0, math.nan, math.nan, rows)
+    return BaselineReport(int(honest.sum()), float(np.mean(base_flag[honest])),
+                          float(np.mean(either[honest])), rows)
 
 
-def baseline_markdown(honest: int, either_fpr: float, rows: Sequence[BaselineResult]) -> str:
+def baseline_markdown(report: BaselineReport) -> str:
     """The baseline table: per-match model against the account's own history."""
+    honest, either_fpr, rows = report.honest, report.either_fpr, report.rows
     if not rows:
         return ""
     lines = [
@@ -280,9 +294,10 @@ def baseline_markdown(honest: int, either_fpr: float, rows: Sequence[BaselineRes
         "Cheating accounts played clean matches before their cheat went on. Each match is read "
         "against the account's earlier unflagged matches (`anticheat.baseline`); a cheating "
         "account counts at its first cheating match. Cells are ROC-AUC / recall at 1% FPR "
-        f"against {honest} honest account-matches that also had a history; *either* is the "
+        f"against {honest} honest account-matches that also had a history. The baseline's "
+        f"policy flags {_pct(report.baseline_fpr)} of those honest matches; *either* is the "
         f"share flagged by the per-match policy, a rule or the baseline policy, which flag "
-        f"{_pct(either_fpr)} of those honest matches.",
+        f"{_pct(either_fpr)} of them.",
         "",
         "| cheat / intensity | matches | per-match model | baseline | either |",
         "|---|---:|---|---|---:|",

@@ -226,6 +226,9 @@ class ModelBundle:
     ``population`` maps each feature to its 101 percentiles among clean
     training players, for "this value is above 99.7% of players" in alerts.
     ``priors`` are the empirical-Bayes Beta priors the features shrink with.
+    ``baseline`` reads each account's match against its own earlier ones
+    (:mod:`anticheat.baseline`); None for a model trained without a season
+    of accounts (``train --season-accounts 0``, the demo's quick model).
     """
 
     scorer: Scorer

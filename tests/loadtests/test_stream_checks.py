@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import msgpack
+import pytest
 
 from loadtests.bench.common import StreamChecker, match_ids, owned_partitions
 from loadtests.bench.e2e_clients import first_stamp, read_head
@@ -83,7 +84,11 @@ def test_first_stamp_reads_lt_from_the_first_key_or_decodes_the_event() -> None:
     assert first_stamp(msgpack.packb([{"type": "pos"}]), 1) is None
 
 
-def test_launch_shape_ramps_overshoots_and_stops() -> None:
+def test_launch_shape_ramps_overshoots_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Importing locust patches the whole process for gevent (threads, sockets,
+    # locks), which would break every asyncio test after this one; the shapes
+    # need none of it. A real locust run happens in its own process.
+    monkeypatch.setenv("LOCUST_SKIP_MONKEY_PATCH", "1")
     from loadtests.shapes import LaunchRamp, MatchNight
 
     opts = SimpleNamespace(peak_users=100, shape_seconds=100.0)
