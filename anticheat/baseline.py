@@ -58,6 +58,7 @@ __all__ = [
     "BaselineRow",
     "fit_baseline",
     "history_from_scores",
+    "judged_vector",
     "replay_accounts",
     "season_rows",
 ]
@@ -331,26 +332,35 @@ class AccountHistory:
         return len(self._matches)
 
 
+def judged_vector(event: Mapping[str, Any]) -> dict[str, float] | None:
+    """The match-long vector of a final ``anticheat.score`` that joined its account's
+    history (``window.history``), or None for any other event."""
+    window, vector = event.get("window"), event.get("features")
+    if (event.get("type") != "anticheat.score" or not isinstance(window, dict)
+            or window.get("history") is not True or not isinstance(vector, dict)
+            or not isinstance(event.get("player"), str) or not isinstance(event.get("match"), str)):
+        return None
+    return {str(k): float(v) for k, v in vector.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def history_from_scores(
     scores: Iterable[Mapping[str, Any]], player: str, *, before_ts: int, exclude_match: str = ""
 ) -> list[dict[str, float]]:
     """``player``'s history as the service kept it, rebuilt from ``anticheat.score`` events.
 
-    The final scores that joined the history (``window.history``) before
+    The final scores that joined the history (:func:`judged_vector`) before
     ``before_ts``, oldest first, the last :data:`HISTORY_MATCHES` of them;
     ``exclude_match`` (the match being explained) never counts.
     """
     judged: dict[str, tuple[int, dict[str, float]]] = {}
     for e in scores:
-        window, vector = e.get("window"), e.get("features")
-        if (e.get("type") != "anticheat.score" or e.get("player") != player
-                or not isinstance(window, dict) or window.get("history") is not True
-                or not isinstance(vector, dict) or e.get("match") in (exclude_match, None)):
+        vector = judged_vector(e)
+        if vector is None or e["player"] != player or e["match"] == exclude_match:
             continue
         ts = int(e.get("ts", 0))
         if ts < before_ts:
-            judged[str(e["match"])] = (ts, {str(k): float(v) for k, v in vector.items()
-                                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            judged[e["match"]] = (ts, vector)
     ordered = sorted(judged.values(), key=lambda tv: tv[0])
     return [vec for _, vec in ordered[-HISTORY_MATCHES:]]
 

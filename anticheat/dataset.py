@@ -108,6 +108,12 @@ class PlayerRecord:
     headshots: int = 0
 
     @property
+    def final_vector(self) -> dict[str, float] | None:
+        """The last match-long snapshot's features (the whole match), or None if never taken."""
+        match_long = [s for s in self.snapshots if not s.window]
+        return match_long[-1].features if match_long else None
+
+    @property
     def group(self) -> str:
         return "clean" if not self.label else f"{self.kind}/{self.intensity}"
 

@@ -246,11 +246,10 @@ def evaluate_baseline(
     policy_flag = (scores > bundle.policy.threshold) | np.array([bool(r.rules) for r in records])
     idx, matches = [], []
     for i, r in enumerate(records):
-        match_long = [s for s in r.snapshots if not s.window]
-        if match_long:
+        vector = r.final_vector
+        if vector is not None:
             idx.append(i)
-            matches.append((r.player, r.match_index // lobbies, match_long[-1].features,
-                            bool(policy_flag[i])))
+            matches.append((r.player, r.match_index // lobbies, vector, bool(policy_flag[i])))
     base = np.array(replay_accounts(model, matches))
     recs = [records[i] for i in idx]
     model_s, flag = scores[idx], policy_flag[idx]

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from anticheat.baseline import AccountHistory
+from anticheat.baseline import AccountHistory, judged_vector
 from anticheat.dataset import MIN_WINDOW_ALIVE_MS
 from anticheat.features import FeatureConfig, MatchFeatures
 from anticheat.model import MIN_ALIVE_S, ModelBundle, to_matrix
@@ -363,10 +363,10 @@ class ScoringCore:
                 out.append(alert)
             if not p.alerted:
                 self.accounts.add(name, vec, m.features.match)
-            score = finals.get(name)
-            if score is not None:
-                score["features"] = {k: round(v, 6) for k, v in vec.items() if not math.isnan(v)}
-                score["window"]["history"] = not p.alerted
+            final_score = finals.get(name)
+            if final_score is not None:
+                final_score["features"] = {k: round(v, 6) for k, v in vec.items() if not math.isnan(v)}
+                final_score["window"]["history"] = not p.alerted
 
     def remember(self, event: Mapping[str, Any]) -> bool:
         """Take a judged match from the scores topic into its account's history.
@@ -376,13 +376,10 @@ class ScoringCore:
         known (this worker judged it) is not counted twice. Returns whether
         it was new.
         """
-        window, vector = event.get("window"), event.get("features")
-        if (event.get("type") != "anticheat.score" or not isinstance(window, dict)
-                or window.get("history") is not True or not isinstance(vector, dict)):
+        vector = judged_vector(event)
+        if vector is None:
             return False
-        clean = {str(k): float(v) for k, v in vector.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        return self.accounts.add(str(event["player"]), clean, str(event["match"]))
+        return self.accounts.add(event["player"], vector, event["match"])
 
     def _evidence(self, m: _Match, player: str, extra: tuple[Any, ...] = ()) -> dict[str, Any]:
         p = m.out(player)

@@ -232,9 +232,9 @@ def season_matches(records: Sequence[PlayerRecord], lobbies: int) -> list[tuple[
     """``(account, round, final match-long vector, label, group)`` of a season's records."""
     out: list[tuple[str, int, Vector, int, str]] = []
     for r in records:
-        match_long = [s for s in r.snapshots if not s.window]
-        if match_long:
-            out.append((r.player, r.match_index // lobbies, match_long[-1].features, r.label, r.group))
+        vector = r.final_vector
+        if vector is not None:
+            out.append((r.player, r.match_index // lobbies, vector, r.label, r.group))
     return out
 
 
