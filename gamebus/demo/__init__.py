@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
     p.add_argument("--match-seconds", type=float, default=180.0,
                    help="length of each simulated match; a new one starts when one ends (default 180)")
+    p.add_argument("--turn-share", type=float, default=0.5,
+                   help="share (0..1) of the cheating accounts that play 2-4 clean rounds before their "
+                        "cheat goes on, for the anti-cheat's per-account baseline to catch (default 0.5)")
     p.add_argument("--model", type=Path, default=None,
                    help="anti-cheat model file (default: trained once and cached in ~/.cache/gamebus/models)")
     p.add_argument("--open", action="store_true", help="open the page in a browser")

@@ -2,13 +2,14 @@
 
 Run as a one-shot step of the demo's process group::
 
-    python -m gamebus.demo.model PATH --matches 16 --seed 1
+    python -m gamebus.demo.model PATH --matches 16 --seed 1 --season-accounts 100
 
 It loads ``PATH`` the way ``gamebus anticheat run`` will; if the file is
-missing, or was trained by a version of gamebus with other features (the
-loader refuses those), it trains a new one with ``gamebus anticheat train``
-into ``PATH``'s directory. A cached model that still fits costs a load, not a
-minute of training, and a stale one never leaves the demo without alerts.
+missing, was trained by a version of gamebus with other features (the
+loader refuses those), or lacks the per-account baseline asked for, it
+trains a new one with ``gamebus anticheat train`` into ``PATH``'s
+directory. A cached model that still fits costs a load, not a minute of
+training, and a stale one never leaves the demo without alerts.
 """
 
 from __future__ import annotations
@@ -24,22 +25,33 @@ from pathlib import Path
 __all__ = ["ensure_model", "main", "why_unusable"]
 
 
-def why_unusable(path: Path) -> str | None:
-    """``None`` when ``path`` holds a model this version loads; else why not."""
+def why_unusable(path: Path, *, baseline: bool = False) -> str | None:
+    """``None`` when ``path`` holds a model this version loads; else why not.
+
+    With ``baseline`` the model must also carry the per-account baseline: a
+    model cached by an older demo, trained without one, would never raise a
+    ``baseline`` alert.
+    """
     if not path.is_file():
         return "no cached model"
     try:
         from anticheat.model import load
 
-        load(path)
+        bundle = load(path)
     except Exception as exc:  # the loader's refusal, or a broken file
         return str(exc)
+    if baseline and bundle.baseline is None:
+        return "the cached model has no per-account baseline"
     return None
 
 
-def ensure_model(path: Path, *, matches: int, seed: int) -> int:
-    """Train into ``path.parent`` unless ``path`` is usable; returns an exit code."""
-    why = why_unusable(path)
+def ensure_model(path: Path, *, matches: int, seed: int, season_accounts: int) -> int:
+    """Train into ``path.parent`` unless ``path`` is usable; returns an exit code.
+
+    ``season_accounts`` > 0 also fits the per-account baseline on a season
+    of that many accounts (``gamebus anticheat train --season-accounts``).
+    """
+    why = why_unusable(path, baseline=season_accounts > 0)
     if why is None:
         print(f"gamebus demo: using the cached model {path}", flush=True)
         return 0
@@ -51,11 +63,9 @@ def ensure_model(path: Path, *, matches: int, seed: int) -> int:
     try:
         from gamebus.cli import main as gamebus_main
 
-        # The quick demo model skips the per-account baseline: a season of
-        # accounts worth fitting it on takes minutes, and a demo starts in one.
         code = gamebus_main(
             ["anticheat", "train", "--matches", str(matches), "--seed", str(seed), "--out", str(scratch),
-             "--season-accounts", "0"]
+             "--season-accounts", str(season_accounts)]
         )
         if code == 0:
             for stale in path.parent.glob("anticheat-*.skops"):  # versioned copies of older models
@@ -73,8 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("path", type=Path)
     parser.add_argument("--matches", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--season-accounts", type=int, required=True,
+                        help="accounts in the per-account baseline's training season (0: no baseline)")
     args = parser.parse_args(argv)
-    return ensure_model(args.path, matches=args.matches, seed=args.seed)
+    return ensure_model(args.path, matches=args.matches, seed=args.seed, season_accounts=args.season_accounts)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,12 @@ __all__ = ["DemoConfig", "build_specs", "bus_url", "default_model_path", "main",
 #: Matches the cached model is trained on: enough for every cheat kind, under a minute.
 TRAIN_MATCHES = 16
 TRAIN_SEED = 1
+#: Accounts in the season the model's per-account baseline is fitted on (5
+#: rounds of 20-player lobbies; each cheater turns after 2-4 clean rounds).
+#: Small, so that the first start still trains in about a minute on an idle
+#: two-core machine (docs/demo.md); `gamebus anticheat train`'s default of
+#: 1,000 reads the subtle cheats better.
+TRAIN_SEASON_ACCOUNTS = 100
 #: The broker is internal to the demo (and runs without tokens, which it only
 #: allows on loopback); --host applies to the page and the relay.
 BROKER_HOST = "127.0.0.1"
@@ -56,6 +62,7 @@ class DemoConfig:
     seed: int | None = None
     match_s: float = 180.0
     model: Path | None = None
+    turn_share: float = 0.5
     open_browser: bool = False
     python: str = sys.executable
 
@@ -75,6 +82,7 @@ class DemoConfig:
             seed=args.seed,
             match_s=args.match_seconds,
             model=args.model,
+            turn_share=args.turn_share,
             open_browser=args.open,
         )
 
@@ -87,6 +95,8 @@ class DemoConfig:
             raise ConfigError("--cheaters must be between 0 and --players")
         if self.match_s < 10:
             raise ConfigError("--match-seconds must be at least 10")
+        if not 0.0 <= self.turn_share <= 1.0:
+            raise ConfigError("--turn-share must be between 0 and 1")
 
 
 def default_model_path() -> Path:
@@ -97,7 +107,8 @@ def default_model_path() -> Path:
     change of recipe trains a new model instead of reusing a stale one.
     """
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "gamebus" / "models" / f"demo-m{TRAIN_MATCHES}-s{TRAIN_SEED}" / "anticheat.skops"
+    recipe = f"demo-m{TRAIN_MATCHES}-s{TRAIN_SEED}-a{TRAIN_SEASON_ACCOUNTS}"
+    return cache / "gamebus" / "models" / recipe / "anticheat.skops"
 
 
 def _free_port(host: str) -> int:
@@ -143,9 +154,12 @@ def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, tr
             "sim",
             # The same accounts play every round (their names recur, as on a real
             # game), so the review page can rank players across matches; the pool
-            # holds --cheaters cheating accounts per lobby.
+            # holds --cheaters cheating accounts per lobby. A share of them play
+            # clean rounds before they cheat, as most real cheaters do, which is
+            # what the anti-cheat's per-account baseline ("vs own") catches.
             [*gb, "sim", "--bus", bus, "--matches", str(cfg.matches), "--players", str(cfg.players),
              "--accounts", str(cfg.matches * cfg.players), "--cheaters", str(cfg.cheaters * cfg.matches),
+             "--turn-share", str(cfg.turn_share),
              "--duration", str(cfg.match_s), "--seed", str(cfg.seed),
              # Ground truth beside the bus (never on it), to check the alerts against.
              "--labels", str(data_dir / "labels.jsonl"), "--loop"],
@@ -157,7 +171,7 @@ def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, tr
         specs.append(ProcessSpec(
             "anticheat-model",
             [cfg.python, "-m", "gamebus.demo.model", str(model), "--matches", str(TRAIN_MATCHES),
-             "--seed", str(TRAIN_SEED)],
+             "--seed", str(TRAIN_SEED), "--season-accounts", str(TRAIN_SEASON_ACCOUNTS)],
             oneshot=True,
         ))
     specs.append(ProcessSpec("anticheat", [*gb, "anticheat", "run", "--bus", bus, "--model", str(model)]))

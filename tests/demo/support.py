@@ -2,7 +2,7 @@
 
 The whole system runs as `gamebus demo` does for a user; only the ports are
 free ones. The first run on a machine also trains the demo's anti-cheat
-model (under a minute, cached in ~/.cache/gamebus/models).
+model (about a minute on an idle machine, cached in ~/.cache/gamebus/models).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-#: With this seed the demo's pool of 20 accounts holds three blatant cheaters
-#: who cheat from the first tick (a speedhacker, a snap aimbot and a flyer)
-#: and a closet teleporter; the labels file the demo writes beside the bus
-#: says which players they are in each match.
+#: With this seed the demo's pool of 20 accounts holds two blatant cheaters
+#: who cheat from the first tick (a speedhacker and a flyer), a blatant snap
+#: aimbot who turns in round 5 and a closet teleporter who turns in round 3
+#: (the demo's --turn-share 0.5); the labels file the demo writes beside the
+#: bus says which players cheat in each match.
 SEED = 19
 URL_LINE = re.compile(r"gamebus demo: open (http://\S+)")
 

@@ -8,7 +8,8 @@ the screenshot the README shows (docs/demo.png).
 
 The whole system runs as `gamebus demo` does for a user (tests/demo/support.py);
 only the ports are free ones. The first run on a machine also trains the
-demo's anti-cheat model (under a minute, cached in ~/.cache/gamebus/models).
+demo's anti-cheat model (about a minute on an idle machine, cached in
+~/.cache/gamebus/models).
 """
 
 from __future__ import annotations
