@@ -57,7 +57,8 @@ __all__ = [
     "BaselineModel",
     "BaselineRow",
     "fit_baseline",
-    "history_from_scores",
+    "history_before",
+    "history_event",
     "judged_vector",
     "replay_accounts",
     "season_rows",
@@ -310,7 +311,7 @@ class AccountHistory:
     """Each account's recent unflagged matches, as the service remembers them.
 
     Matches are keyed by match id: a worker adds the matches it judged
-    itself and, from the scores topic, those every other worker judged, so
+    itself and, from the history topic, those every other worker judged, so
     the same match arriving twice counts once.
     """
 
@@ -332,29 +333,43 @@ class AccountHistory:
         return len(self._matches)
 
 
+def history_event(match: str, ts: int, player: str, vector: Mapping[str, float],
+                  model_version: str | None = None) -> dict[str, Any]:
+    """The ``anticheat.history`` record of one judged clean match of ``player``.
+
+    Published keyed by player to the durable history topic, so every
+    worker, a restarted one and ``explain`` read the same history back.
+    """
+    event: dict[str, Any] = {
+        "type": "anticheat.history", "match": match, "ts": ts, "player": player,
+        "features": {k: round(v, 6) for k, v in vector.items() if not math.isnan(v)},
+    }
+    if model_version is not None:
+        event["model_version"] = model_version
+    return event
+
+
 def judged_vector(event: Mapping[str, Any]) -> dict[str, float] | None:
-    """The match-long vector of a final ``anticheat.score`` that joined its account's
-    history (``window.history``), or None for any other event."""
-    window, vector = event.get("window"), event.get("features")
-    if (event.get("type") != "anticheat.score" or not isinstance(window, dict)
-            or window.get("history") is not True or not isinstance(vector, dict)
+    """The match-long vector of an ``anticheat.history`` record, or None for any other event."""
+    vector = event.get("features")
+    if (event.get("type") != "anticheat.history" or not isinstance(vector, dict)
             or not isinstance(event.get("player"), str) or not isinstance(event.get("match"), str)):
         return None
     return {str(k): float(v) for k, v in vector.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def history_from_scores(
-    scores: Iterable[Mapping[str, Any]], player: str, *, before_ts: int, exclude_match: str = ""
+def history_before(
+    records: Iterable[Mapping[str, Any]], player: str, *, before_ts: int, exclude_match: str = ""
 ) -> list[dict[str, float]]:
-    """``player``'s history as the service kept it, rebuilt from ``anticheat.score`` events.
+    """``player``'s history as the service kept it, rebuilt from ``anticheat.history`` records.
 
-    The final scores that joined the history (:func:`judged_vector`) before
-    ``before_ts``, oldest first, the last :data:`HISTORY_MATCHES` of them;
+    The judged clean matches (:func:`judged_vector`) before ``before_ts``,
+    oldest first, the last :data:`HISTORY_MATCHES` of them;
     ``exclude_match`` (the match being explained) never counts.
     """
     judged: dict[str, tuple[int, dict[str, float]]] = {}
-    for e in scores:
+    for e in records:
         vector = judged_vector(e)
         if vector is None or e["player"] != player or e["match"] == exclude_match:
             continue

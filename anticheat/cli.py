@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import shlex
@@ -284,6 +285,10 @@ def _rescore(args: argparse.Namespace) -> int:
         from anticheat.consumer import publish
         from gamebus.engines import connect
 
+        # A re-score never read the accounts' history, so its judged matches
+        # never join it: only scores and alerts go back to the bus.
+        out = [e for e in out if e["type"] != "anticheat.history"]
+
         async def send() -> int:
             bus = await connect(args.bus)
             try:
@@ -350,16 +355,16 @@ def _accounts(args: argparse.Namespace) -> int:
 
 def _explain_against_history(base: Any, core: Any, events: list[tuple[dict[str, Any], Any]],
                              args: argparse.Namespace) -> None:
-    """The player's match against its own earlier unflagged matches, from the scores topic."""
-    from anticheat.baseline import history_from_scores
-    from anticheat.history import read_scores
+    """The player's match against its own earlier unflagged matches, from the history topic."""
+    from anticheat.baseline import history_before
+    from anticheat.history import read_history
 
     vector = core.player_vectors(args.match).get(args.player)
     if vector is None:
         return
-    scores = _read_history(args.bus, read_scores)
-    history = history_from_scores(scores, args.player, before_ts=int(events[0][0]["ts"]),
-                                  exclude_match=args.match)
+    records = _read_history(args.bus, functools.partial(read_history, player=args.player))
+    history = history_before(records, args.player, before_ts=int(events[0][0]["ts"]),
+                             exclude_match=args.match)
     verdict = base.classify(history, vector)
     if verdict is None:
         print(f"against own history: {len(history)} earlier unflagged matches, too few for a baseline")

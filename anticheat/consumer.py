@@ -19,11 +19,13 @@ history on that worker: acceptable for 60-second matches, and stated).
 
 Accounts are not partitioned like matches: an account's matches land on
 whichever workers own their partitions. With a per-account baseline in the
-model, every worker therefore also follows all of ``anticheat.scores`` from
-its earliest retained record (a plain subscription, outside the group) and
-takes every worker's judged matches into its accounts' history
-(:meth:`~anticheat.service.ScoringCore.remember`); a restarted worker
-rebuilds that history the same way, as far back as the topic retains.
+model, a worker publishes each judged clean match to ``anticheat.history``
+(keyed by player, ``durable`` acks, 90 days' retention), and every worker
+follows all of that topic from its earliest retained record (a plain
+subscription, outside the group), taking every worker's judged matches into
+its accounts' history (:meth:`~anticheat.service.ScoringCore.remember`). A
+restarted worker, or one after a broker restart, rebuilds the history the
+same way: one small record per account and match, not the score stream.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ from anticheat.service import CoreConfig, ScoringCore
 from gamebus.engines.base import Batch, Bus, Position
 from gamebus.errors import GamebusError, InvalidEvent
 from gamebus.events import (
-    ALERTS_TOPIC,
     EVENTS_TOPIC,
+    HISTORY_TOPIC,
     POSITIONS_TOPIC,
     SCORES_TOPIC,
     decode_event,
     encode_event,
     now_ms,
+    topic_for,
 )
 
 __all__ = ["AnticheatService", "ServiceStats", "publish"]
@@ -68,17 +71,20 @@ class ServiceStats:
 
 
 async def publish(bus: Bus, events: Sequence[dict[str, Any]]) -> int:
-    """Produce score and alert events keyed by match; alerts durably."""
+    """Produce the core's events: scores and alerts keyed by match, history by player.
+
+    Alerts and the accounts' history go ``durable`` (an analyst's queue and a
+    season of clean matches must survive a broker crash); scores, refreshed
+    every few seconds, go ``memory``.
+    """
     groups: dict[tuple[str, int], list[bytes]] = {}
     for ev in events:
-        topic = ALERTS_TOPIC if ev["type"] == "anticheat.alert" else SCORES_TOPIC
-        partition = await bus.partition_for(topic, str(ev["match"]))
+        topic = topic_for(ev["type"])
+        key = ev["player"] if topic == HISTORY_TOPIC else ev["match"]
+        partition = await bus.partition_for(topic, str(key))
         groups.setdefault((topic, partition), []).append(encode_event(ev))
     for (topic, partition), records in groups.items():
-        if topic == ALERTS_TOPIC:
-            await bus.produce(topic, partition, records, acks="durable")
-        else:
-            await bus.produce(topic, partition, records, acks="memory")
+        await bus.produce(topic, partition, records, acks="memory" if topic == SCORES_TOPIC else "durable")
     return len(events)
 
 
@@ -168,21 +174,21 @@ class AnticheatService:
             await sub.close()
 
     async def _follow_accounts(self) -> list[asyncio.Future[Any]]:
-        """One task per ``anticheat.scores`` partition feeding the accounts' history."""
+        """One task per ``anticheat.history`` partition feeding the accounts' history."""
         bundle = self.core.bundle
         if bundle is None or bundle.baseline is None:
             return []
         try:
-            partitions = await self.bus.partitions(SCORES_TOPIC)
+            partitions = await self.bus.partitions(HISTORY_TOPIC)
         except GamebusError as exc:
-            log.warning("no account history from %s: %s", SCORES_TOPIC, exc)
+            log.warning("no account history from %s: %s", HISTORY_TOPIC, exc)
             return []
         return [asyncio.ensure_future(self._follow(p)) for p in range(partitions)]
 
     async def _follow(self, partition: int) -> None:
         while True:
             try:
-                sub = await self.bus.subscribe(SCORES_TOPIC, partition, "earliest")
+                sub = await self.bus.subscribe(HISTORY_TOPIC, partition, "earliest")
                 try:
                     async for batch in sub:
                         for record in batch.records:
@@ -191,7 +197,7 @@ class AnticheatService:
                 finally:
                     await sub.close()
             except GamebusError as exc:
-                log.warning("following %s/%d: %s", SCORES_TOPIC, partition, exc)
+                log.warning("following %s/%d: %s", HISTORY_TOPIC, partition, exc)
             await asyncio.sleep(1.0)  # resubscribe from the start: known matches count once
 
     def handle_batch(self, batch: Batch) -> None:

@@ -1,4 +1,4 @@
-"""Reading the past back from the bus: one match's events, every alert or every score.
+"""Reading the past back from the bus: one match's events, alerts, scores, a player's history.
 
 Used by the analyst tools (``rescore``, ``explain``, ``review``, ``accounts``). A match
 lives in one partition of each game topic (the key is the match id), so a
@@ -17,12 +17,20 @@ import msgpack
 
 from gamebus.engines.base import Bus
 from gamebus.errors import InvalidEvent
-from gamebus.events import ALERTS_TOPIC, EVENTS_TOPIC, POSITIONS_TOPIC, SCORES_TOPIC, decode_event
+from gamebus.events import (
+    ALERTS_TOPIC,
+    EVENTS_TOPIC,
+    HISTORY_TOPIC,
+    POSITIONS_TOPIC,
+    SCORES_TOPIC,
+    decode_event,
+)
 
 __all__ = [
     "Ref",
     "read_alerts",
     "read_events_file",
+    "read_history",
     "read_match",
     "read_partition",
     "read_scores",
@@ -83,6 +91,13 @@ async def read_alerts(bus: Bus) -> list[tuple[dict[str, Any], Ref]]:
 async def read_scores(bus: Bus) -> list[tuple[dict[str, Any], Ref]]:
     """Every score still retained on the scores topic (the accounts view reads these)."""
     return await read_topic(bus, SCORES_TOPIC, "anticheat.score")
+
+
+async def read_history(bus: Bus, player: str) -> list[tuple[dict[str, Any], Ref]]:
+    """``player``'s judged clean matches on the history topic (one partition: keyed by player)."""
+    partition = await bus.partition_for(HISTORY_TOPIC, player)
+    return [(e, r) for e, r in await read_partition(bus, HISTORY_TOPIC, partition)
+            if e.get("type") == "anticheat.history" and e.get("player") == player]
 
 
 def read_events_file(path: str | Path, match: str | None = None) -> list[tuple[dict[str, Any], Ref]]:

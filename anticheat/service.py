@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from anticheat.baseline import AccountHistory, judged_vector
+from anticheat.baseline import AccountHistory, history_event, judged_vector
 from anticheat.dataset import MIN_WINDOW_ALIVE_MS
 from anticheat.features import FeatureConfig, MatchFeatures
 from anticheat.model import MIN_ALIVE_S, ModelBundle, to_matrix
@@ -333,9 +333,10 @@ class ScoringCore:
                         finals: dict[str, dict[str, Any]], out: list[dict[str, Any]]) -> None:
         """Read each player's whole match against its own history; remember the unflagged.
 
-        The final score event carries the match-long vector and whether it
-        joined the history, so every worker (and a restarted one) can
-        rebuild each account's history from the scores topic (:meth:`remember`).
+        A match that raised no alert joins its account's history here and is
+        published as an ``anticheat.history`` record (durable, keyed by
+        player), so every worker, and a restarted one, rebuilds each
+        account's history from that topic (:meth:`remember`).
         """
         assert self.bundle is not None
         base = self.bundle.baseline
@@ -361,18 +362,18 @@ class ScoringCore:
                     f"baseline {verdict.score:.3f} > {verdict.threshold:.3f} (FPR {verdict.fpr:.1%}) "
                     f"over {len(history)} own matches; {named}")
                 out.append(alert)
-            if not p.alerted:
-                self.accounts.add(name, vec, m.features.match)
             final_score = finals.get(name)
             if final_score is not None:
-                final_score["features"] = {k: round(v, 6) for k, v in vec.items() if not math.isnan(v)}
                 final_score["window"]["history"] = not p.alerted
+            if not p.alerted:
+                self.accounts.add(name, vec, m.features.match)
+                out.append(history_event(m.features.match, m.features.last_ts, name, vec,
+                                         self.bundle.version))
 
     def remember(self, event: Mapping[str, Any]) -> bool:
-        """Take a judged match from the scores topic into its account's history.
+        """Take a judged clean match from the history topic into its account's history.
 
-        Any worker's final ``anticheat.score`` that joined the history
-        (``window.history``) carries the match-long vector; a match already
+        Any worker's ``anticheat.history`` record counts; a match already
         known (this worker judged it) is not counted twice. Returns whether
         it was new.
         """

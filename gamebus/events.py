@@ -33,6 +33,7 @@ __all__ = [
     "ALERTS_TOPIC",
     "DEFAULT_TOPICS",
     "EVENTS_TOPIC",
+    "HISTORY_TOPIC",
     "MATCH_EVENT_TYPES",
     "MAX_EVENT_BYTES",
     "POSITIONS_TOPIC",
@@ -51,6 +52,9 @@ POSITIONS_TOPIC: Final = "game.positions"
 EVENTS_TOPIC: Final = "game.events"
 SCORES_TOPIC: Final = "anticheat.scores"
 ALERTS_TOPIC: Final = "anticheat.alerts"
+#: Each account's judged clean matches, keyed by player (the anti-cheat's
+#: per-account baseline reads a player against them).
+HISTORY_TOPIC: Final = "anticheat.history"
 
 #: An encoded event larger than this is refused by the SDK and skipped by decoders.
 MAX_EVENT_BYTES: Final = 64 * 1024
@@ -93,6 +97,7 @@ _SCHEMA: Final[dict[str, tuple[dict[str, str], dict[str, str]]]] = {
         {"player": _STR, "score": _NUM},
         {"model_version": _STR, "window": _ANY, "features": _ANY, "rules": _ANY},
     ),
+    "anticheat.history": ({"player": _STR, "features": _ANY}, {"model_version": _STR}),
     "anticheat.alert": (
         {"player": _STR, "score": _NUM, "kind": _STR},
         {
@@ -126,12 +131,14 @@ class TopicSpec:
         return f"TopicSpec({self.name!r}, partitions={self.partitions}, acks={self.acks!r})"
 
 
-#: The topics a fresh broker creates; all keyed by match id.
+#: The topics a fresh broker creates; keyed by match id, except the accounts'
+#: history, keyed by player.
 DEFAULT_TOPICS: Final = (
     TopicSpec(POSITIONS_TOPIC, partitions=8, acks="memory", retention_ms=10 * 60_000),
     TopicSpec(EVENTS_TOPIC, partitions=8, acks="durable", retention_ms=7 * 24 * 3_600_000),
     TopicSpec(SCORES_TOPIC, partitions=4, acks="memory", retention_ms=24 * 3_600_000),
     TopicSpec(ALERTS_TOPIC, partitions=4, acks="durable", retention_ms=30 * 24 * 3_600_000),
+    TopicSpec(HISTORY_TOPIC, partitions=4, acks="durable", retention_ms=90 * 24 * 3_600_000),
 )
 
 
@@ -148,6 +155,8 @@ def topic_for(event_type: str) -> str:
         return SCORES_TOPIC
     if event_type == "anticheat.alert":
         return ALERTS_TOPIC
+    if event_type == "anticheat.history":
+        return HISTORY_TOPIC
     return EVENTS_TOPIC
 
 

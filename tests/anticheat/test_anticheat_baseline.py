@@ -20,10 +20,12 @@ from anticheat.baseline import (
     AccountHistory,
     BaselineModel,
     fit_baseline,
+    history_event,
     replay_accounts,
     season_rows,
 )
 from anticheat.model import Policy
+from gamebus.events import HISTORY_TOPIC, topic_for, validate_event
 
 JITTER = "track_jitter_median_deg_s"
 REACTION = "reaction_net_median_ms"
@@ -179,36 +181,38 @@ def test_the_live_history_holds_only_unflagged_matches_of_each_account(plays):
 def test_a_match_heard_twice_counts_once_in_the_history():
     memory = AccountHistory()
     assert memory.add("a", {JITTER: 1.0}, "m1")
-    assert not memory.add("a", {JITTER: 9.0}, "m1")  # the same match back from the scores topic
+    assert not memory.add("a", {JITTER: 9.0}, "m1")  # the same match back from the history topic
     assert memory.add("a", {JITTER: 2.0}, "m2")
     assert [v[JITTER] for v in memory.history("a")] == [1.0, 2.0]
 
 
-def test_the_core_remembers_only_judged_unflagged_matches_from_the_scores_topic():
+def test_the_core_remembers_only_history_records_from_the_history_topic():
     from anticheat.service import ScoringCore
 
     core = ScoringCore(None)
-    final = {"type": "anticheat.score", "match": "m1", "ts": 1, "player": "a", "score": 0.1,
-             "window": {"final": True, "history": True}, "features": {JITTER: 3.0, "x": "?"}}
-    assert core.remember(final)
+    judged = history_event("m1", 1, "a", {JITTER: 3.0, "gap": math.nan}, "v1")
+    assert validate_event(judged) == judged and "gap" not in judged["features"]
+    assert topic_for(judged["type"]) == HISTORY_TOPIC
+    assert core.remember({**judged, "features": {**judged["features"], "x": "?"}})
     assert core.accounts.history("a") == ({JITTER: 3.0},)
-    assert not core.remember(final)
-    assert not core.remember({**final, "match": "m2", "window": {"final": True, "history": False}})
-    assert not core.remember({**final, "match": "m3", "window": {"final": False}})
-    assert not core.remember({**final, "match": "m4", "type": "anticheat.alert"})
+    assert not core.remember(judged)  # the same match again (this worker judged it)
+    score = {"type": "anticheat.score", "match": "m2", "ts": 1, "player": "a", "score": 0.1,
+             "window": {"final": True, "history": True}, "features": {JITTER: 3.0}}
+    assert not core.remember(score)
+    assert not core.remember({**judged, "match": "m3", "features": [1.0]})
     assert len(core.accounts.history("a")) == 1
 
 
-def test_an_analyst_rebuilds_a_players_history_from_its_final_scores():
-    from anticheat.baseline import history_from_scores
+def test_an_analyst_rebuilds_a_players_history_from_its_history_records():
+    from anticheat.baseline import history_before
 
-    def final(match: str, ts: int, value: float, history: bool = True, player: str = "a") -> dict:
-        return {"type": "anticheat.score", "match": match, "ts": ts, "player": player, "score": 0.1,
-                "window": {"final": True, "history": history}, "features": {JITTER: value}}
+    def judged(match: str, ts: int, value: float, player: str = "a") -> dict:
+        return history_event(match, ts, player, {JITTER: value})
 
-    scores = [final("m3", 300, 3.0), final("m1", 100, 1.0), final("m2", 200, 2.0, history=False),
-              final("m0", 50, 0.5, player="b"), final("m4", 400, 4.0), final("m5", 500, 5.0)]
-    got = history_from_scores(scores, "a", before_ts=450, exclude_match="m4")
-    assert [v[JITTER] for v in got] == [1.0, 3.0]  # oldest first; flagged, later and this match left out
-    many = [final(f"n{i}", i, float(i)) for i in range(HISTORY_MATCHES + 3)]
-    assert len(history_from_scores(many, "a", before_ts=10_000)) == HISTORY_MATCHES
+    records = [judged("m3", 300, 3.0), judged("m1", 100, 1.0), judged("m0", 50, 0.5, player="b"),
+               judged("m4", 400, 4.0), judged("m5", 500, 5.0),
+               {"type": "anticheat.score", "match": "m2", "ts": 200, "player": "a", "features": {JITTER: 2.0}}]
+    got = history_before(records, "a", before_ts=450, exclude_match="m4")
+    assert [v[JITTER] for v in got] == [1.0, 3.0]  # oldest first; other types, later and this match left out
+    many = [judged(f"n{i}", i, float(i)) for i in range(HISTORY_MATCHES + 3)]
+    assert len(history_before(many, "a", before_ts=10_000)) == HISTORY_MATCHES

@@ -230,13 +230,15 @@ async def _final_scores(bus, matches: set[str], *, timeout_s: float) -> list[dic
     raise AssertionError(f"no final scores for {matches} within {timeout_s}s")
 
 
-async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_from_the_scores_topic(
+async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_from_the_history_topic(
         tmp_path, with_baseline, capsys):
-    """Worker A judges three clean rounds and stops; worker B, a fresh process state
-    in the same group, catches the account that turns in round four against them;
-    ``explain`` shows an analyst the same reading."""
-    from anticheat.history import read_alerts
+    """Worker A judges three clean rounds and stops; the broker crashes and comes
+    back; worker B, a fresh process state in the same group, catches the account
+    that turns in round four against them; ``explain`` shows an analyst the same
+    reading."""
+    from anticheat.history import read_alerts, read_topic
     from gamebus.cli import main
+    from gamebus.events import HISTORY_TOPIC
     from gamebus.sim.accounts import sample_accounts, season_rosters
     from tests.support.sims import POOL
 
@@ -260,7 +262,14 @@ async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_fro
             clean_rounds = await _final_scores(bus, {"turn-0", "turn-1", "turn-2"}, timeout_s=60.0)
             first.stop()
             await asyncio.wait_for(task, 15.0)
-
+            judged = [e for e, _ in await read_topic(bus, HISTORY_TOPIC, "anticheat.history")]
+        finally:
+            await bus.close()
+        # The history was acknowledged durable: a crash of the broker keeps it.
+        broker.kill()
+        broker.start()
+        bus = await connect(broker.url)
+        try:
             await publish_events(bus, matches[3].events)
             second = AnticheatService(bus, bundle, start="earliest", config=config)
             task = asyncio.ensure_future(second.run())
@@ -278,9 +287,11 @@ async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_fro
         explained = capsys.readouterr().out
     # The second worker scored only the last round (the group had committed the rest) ...
     assert set(second.core.matches) == {"turn-3"}
-    # ... and read every account's unflagged earlier rounds back from the scores topic.
+    # ... and read every account's unflagged earlier rounds back from the history topic,
+    # one record per account and clean match.
     remembered = {(e["match"], e["player"]) for e in clean_rounds if e["window"].get("history")}
-    assert remembered and all("features" in e for e in clean_rounds if e["window"].get("history"))
+    assert remembered and {(e["match"], e["player"]) for e in judged} == remembered
+    assert len(judged) == len(remembered) and all(e["features"] for e in judged)
     base = [a for a in alerts if a["kind"] == "baseline" and a["match"] == "turn-3"]
     assert turned <= {a["player"] for a in base}
     for a in base:
