@@ -314,15 +314,22 @@ def _read_history(url: str, reader: Callable[[Any], Awaitable[list[tuple[dict[st
     return [e for e, _ in asyncio.run(load())]
 
 
+def _printed_as_json_or_none(rows: list[dict[str, Any]], as_json: bool, none: str) -> bool:
+    """Print ``rows`` as JSON, or ``none`` when there are none; False leaves the table to the caller."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return True
+    if not rows:
+        print(none)
+        return True
+    return False
+
+
 def _review(args: argparse.Namespace) -> int:
     from anticheat.history import read_alerts
 
     queue = review_queue(_read_history(args.bus, read_alerts))[: args.limit]
-    if args.json:
-        print(json.dumps(queue, indent=2))
-        return 0
-    if not queue:
-        print("no alerts")
+    if _printed_as_json_or_none(queue, args.json, "no alerts"):
         return 0
     print(f"{'rank':>4}  {'match':14s} {'player':10s} {'score':>7}  {'kinds':28s} reason")
     for i, q in enumerate(queue, 1):
@@ -340,11 +347,7 @@ def _accounts(args: argparse.Namespace) -> int:
 
     rows = [r for r in account_queue(_read_history(args.bus, read_scores))
             if r["matches"] >= args.min_matches][: args.limit]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        print("no scores")
+    if _printed_as_json_or_none(rows, args.json, "no scores"):
         return 0
     print(f"{'rank':>4}  {'player':12s} {'matches':>7} {'combined tail':>13}  {'top match':14s} {'its score':>9}")
     for i, r in enumerate(rows, 1):
