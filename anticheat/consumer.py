@@ -113,6 +113,7 @@ class AnticheatService:
         self._outbox: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._busy_ms = 0.0
 
     @property
     def counters(self) -> dict[str, int]:
@@ -200,11 +201,25 @@ class AnticheatService:
                 log.warning("following %s/%d: %s", HISTORY_TOPIC, partition, exc)
             await asyncio.sleep(1.0)  # resubscribe from the start: known matches count once
 
+    def clock_ms(self) -> int:
+        """Wall-clock milliseconds less the time this worker has spent scoring.
+
+        The core lets a source that delivered nothing for ``idle_source_ms``
+        stop holding its matches back. Catching up a backlog (a restart, a
+        rebalance), one partition's batch can take the loop a second or more,
+        and on the wall clock every other partition would look quiet
+        meanwhile: their matches would be released early and the rest of
+        their events dropped as late. Time spent scoring is not silence, so
+        this clock stands still while the worker is busy.
+        """
+        return now_ms() - int(self._busy_ms)
+
     def handle_batch(self, batch: Batch) -> None:
         """Decode and score one batch (synchronous: the hot path never awaits)."""
+        started = time.perf_counter()
         core, stats = self.core, self.stats
         newest = 0
-        arrival = now_ms()
+        arrival = self.clock_ms()
         for i, record in enumerate(batch.records):
             try:
                 event = decode_event(record)
@@ -229,6 +244,7 @@ class AnticheatService:
         self.positions[(batch.topic, batch.partition)] = batch.position
         if self._outbox:
             self._wake.set()
+        self._busy_ms += (time.perf_counter() - started) * 1000.0
 
     async def _publisher(self) -> None:
         while True:
@@ -250,7 +266,7 @@ class AnticheatService:
         """Release events held for a source that went quiet (watermarks need a clock)."""
         while True:
             await asyncio.sleep(0.2)
-            out = self.core.poll(now_ms())
+            out = self.core.poll(self.clock_ms())
             if out:
                 self._outbox.extend(out)
                 self._wake.set()
@@ -262,7 +278,7 @@ class AnticheatService:
             with contextlib.suppress(GamebusError):
                 await self._commit()
             if time.monotonic() - last_idle > 30.0:
-                self.core.close_idle()
+                self.core.close_idle(arrival_ms=self.clock_ms())
                 last_idle = time.monotonic()
 
     async def _commit(self) -> None:

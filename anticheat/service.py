@@ -11,8 +11,9 @@ especially when catching up from history. Each source partition has a
 watermark (the newest ``ts`` it delivered); a match's buffered events are
 released up to the lowest watermark of the *active* sources it has seen,
 minus ``reorder_ms``. A source that delivered nothing for ``idle_source_ms``
-(arrival time, passed in by the edge) stops holding others back, so a quiet
-topic cannot stall scoring. Next come the online features,
+(arrival time, passed in by the edge on a clock that stands still while the
+worker is busy scoring) stops holding others back, so a quiet topic cannot
+stall scoring. Next come the online features,
 the rules, and per player the best model score of its match-long vector
 and the best of its complete sliding windows, combined into one score by
 the model's :class:`~anticheat.model.Combiner` (the per-player-per-match
@@ -224,18 +225,39 @@ class ScoringCore:
         """Release every buffered event and score everyone now (shutdown, end of replay)."""
         out: list[dict[str, Any]] = []
         for m in self.matches.values():
+            ended = m.ended and not m.heap  # scored for good at its end already
             self._drain(m, math.inf, out)
-            self._score(m, out, final=True)
+            if not ended:
+                self._score(m, out, final=True)
         return out
 
-    def close_idle(self, now_ts: int | None = None) -> int:
-        """Forget matches whose newest event is ``idle_match_ms`` older than ``now_ts``.
+    def close_idle(self, now_ts: int | None = None, *, arrival_ms: int | None = None) -> int:
+        """Forget matches that nothing more will come for; returns how many.
 
-        ``now_ts`` defaults to the newest event seen in any match, so a replay
-        of old recordings closes matches exactly as live traffic would.
+        A match is idle once the partitions it lives on have delivered
+        events ``idle_match_ms`` newer than its newest one: judged by its
+        own sources, not the newest event anywhere, because a worker catching
+        up reads partitions at different paces and a small topic runs far
+        ahead of a busy one. A match whose sources all went quiet (no
+        delivery for ``idle_source_ms`` by ``arrival_ms``) is idle once
+        ``now_ts`` (default: the newest event seen anywhere) is that far
+        ahead, so a partition that falls silent does not keep its matches
+        forever. Offline replays without offsets close on ``now_ts`` alone.
         """
-        now = self.max_ts if now_ts is None else now_ts
-        idle = [k for k, m in self.matches.items() if now - m.max_ts > self.config.idle_match_ms]
+        newest = self.max_ts if now_ts is None else now_ts
+        limit = self.config.idle_match_ms
+        idle = []
+        for k, m in self.matches.items():
+            if not m.sources:
+                if newest - m.max_ts > limit:
+                    idle.append(k)
+                continue
+            marks = [self._sources[s] for s in m.sources]
+            moved_on = min(int(wm or 0) for wm, _ in marks) - m.max_ts > limit
+            quiet = arrival_ms is not None and all(
+                seen is not None and arrival_ms - seen > self.config.idle_source_ms for _, seen in marks)
+            if moved_on or (quiet and newest - m.max_ts > limit):
+                idle.append(k)
         for k in idle:
             del self.matches[k]
         self.counters.matches_closed += len(idle)
@@ -247,8 +269,8 @@ class ScoringCore:
             m.released_ts = ts
             self._apply(m, event, ref, out)
             if event.get("type") == "match_end":
-                self._score(m, out, final=True)
                 m.ended = True
+                self._score(m, out, final=True)
                 continue
             if m.next_score_ts is None:
                 m.next_score_ts = ts + self.config.score_interval_ms
@@ -324,7 +346,10 @@ class ScoringCore:
                 out.append(self._model_alert(m, name, vec, p, "model"))
             elif a > self.bundle.scorer.iso_cutoff and "anomaly" not in p.alerted:
                 out.append(self._model_alert(m, name, vec, p, "anomaly"))
-        if final and not m.judged:
+        # Only a match that ended is read against, and joins, its accounts'
+        # history: a worker stopping mid-match scores what it saw, but the
+        # worker that takes the partition over judges the whole match.
+        if final and m.ended and not m.judged:
             m.judged = True
             self._judge_accounts(m, [(name, v) for (name, _), v in zip(ready, vectors, strict=True)],
                                  finals, out)

@@ -123,6 +123,63 @@ async def test_service_publishes_an_explained_alert_for_a_blatant_cheater(tmp_pa
     assert service.counters["malformed"] == 2
 
 
+def _pos(match: str, ts: int) -> dict:
+    return {"type": "pos", "match": match, "ts": ts, "player": "p", "x": 0.0, "y": 0.0, "z": 0.0,
+            "yaw": 0.0, "pitch": 0.0}
+
+
+def test_a_match_stays_open_while_its_own_partitions_are_behind():
+    """Catching up, the small events topic runs far ahead of positions: a match
+    closes by its own partitions' progress, not by the newest event anywhere."""
+    core = ScoringCore(None, config=CoreConfig(idle_match_ms=120_000, idle_source_ms=1_000))
+    pos_a, pos_b, ev = (POSITIONS_TOPIC, 0, 0), (POSITIONS_TOPIC, 1, 0), (EVENTS_TOPIC, 0, 0)
+    for t in range(0, 1000, 50):
+        core.feed(_pos("a", t), pos_a, arrival_ms=10)
+        core.feed({"type": "round_start", "match": "a", "ts": t, "round": 1}, ev, arrival_ms=10)
+    core.feed({"type": "round_start", "match": "b", "ts": 500_000, "round": 1}, ev, arrival_ms=20)
+    core.feed(_pos("b", 500_000), pos_b, arrival_ms=20)
+    assert core.close_idle(arrival_ms=30) == 0 and "a" in core.matches  # a's positions are behind
+    core.feed(_pos("c", 200_000), pos_a, arrival_ms=40)  # a's positions partition moved on
+    assert core.close_idle(arrival_ms=50) == 1 and set(core.matches) == {"b", "c"}
+    # A partition that falls silent does not keep its matches forever.
+    core.feed(_pos("b", 800_000), pos_b, arrival_ms=60)
+    core.feed({"type": "round_start", "match": "b", "ts": 800_000, "round": 2}, ev, arrival_ms=60)
+    assert core.close_idle(arrival_ms=70) == 0
+    assert core.close_idle(arrival_ms=2_000) == 1 and set(core.matches) == {"b"}
+
+
+async def test_a_worker_catching_up_a_backlog_scores_every_match_whole(tmp_path, small_bundle):
+    """Six matches over ten minutes of event time wait on the bus before the worker
+    starts. Catching up, one partition's batch keeps the loop busy for a while;
+    that is not silence, so no other partition's match is released early and
+    nothing is dropped as late."""
+    matches = [simulate_match(seed=8800 + k, match_id=f"backlog-{k}", players=8, cheaters=0,
+                              duration_s=40.0, start_ts_ms=1_700_000_000_000 + 120_000 * k)
+               for k in range(6)]
+    with BrokerProcess(tmp_path / "data") as broker:
+        bus = await connect(broker.url)
+        try:
+            for rec in matches:
+                await publish_events(bus, rec.events)
+            # A short quiet limit makes a second's wait of the default a few
+            # hundred milliseconds: the same starvation with a small backlog.
+            service = AnticheatService(bus, small_bundle, start="earliest",
+                                       config=CoreConfig(score_interval_ms=5000, idle_source_ms=200))
+            task = asyncio.ensure_future(service.run())
+            finals = await _final_scores(bus, {m.match for m in matches}, timeout_s=90.0)
+            service.stop()
+            await asyncio.wait_for(task, 15.0)
+        finally:
+            await bus.close()
+    assert service.counters["late"] == 0 and service.counters["malformed"] == 0
+    assert service.counters["events"] == sum(len(m.events) for m in matches)
+    for rec in matches:
+        mine = [e for e in finals if e["match"] == rec.match]
+        assert {e["player"] for e in mine} == {p.player for p in rec.players}
+        # Each player's final score covers the whole match, not the tail of it.
+        assert min(e["window"]["alive_s"] for e in mine) > 20.0
+
+
 @pytest.fixture(scope="module")
 def small_bundle() -> model.ModelBundle:
     from test_anticheat_model import _records
