@@ -174,7 +174,12 @@ def build_specs(cfg: DemoConfig, *, data_dir: Path, secret: str, model: Path, tr
              "--seed", str(TRAIN_SEED), "--season-accounts", str(TRAIN_SEASON_ACCOUNTS)],
             oneshot=True,
         ))
-    specs.append(ProcessSpec("anticheat", [*gb, "anticheat", "run", "--bus", bus, "--model", str(model)]))
+    # From the log start: on a first run the rounds played while the model
+    # trained are scored too (catching up in seconds), so they count in the
+    # accounts' history. A reused --data directory resumes from the group's
+    # committed offsets instead, never from an old run's matches.
+    specs.append(ProcessSpec("anticheat", [*gb, "anticheat", "run", "--bus", bus, "--model", str(model),
+                                           "--start", "earliest"]))
     return specs
 
 

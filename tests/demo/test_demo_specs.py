@@ -96,3 +96,8 @@ def test_demo_retrains_a_cached_model_without_a_baseline(tmp_path: Path, monkeyp
     assert demo_model.why_unusable(path, baseline=True) == "the cached model has no per-account baseline"
     monkeypatch.setattr("anticheat.model.load", lambda _p: SimpleNamespace(baseline=object()))
     assert demo_model.why_unusable(path, baseline=True) is None
+
+
+def test_demo_scores_the_rounds_played_while_its_model_trained(tmp_path: Path) -> None:
+    args = _gamebus_args(_argv(DemoConfig(seed=1, **PORTS), "anticheat", tmp_path))
+    assert (args.start, args.group) == ("earliest", "anticheat")
