@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 
 import numpy as np
@@ -123,6 +124,25 @@ async def test_service_publishes_an_explained_alert_for_a_blatant_cheater(tmp_pa
     assert service.counters["malformed"] == 2
 
 
+@contextlib.asynccontextmanager
+async def _worker_on(tmp_path, matches, bundle, config):
+    """A real broker holding ``matches``, and one worker scoring them from the log start."""
+    with BrokerProcess(tmp_path / "data") as broker:
+        bus = await connect(broker.url)
+        try:
+            for rec in matches:
+                await publish_events(bus, rec.events)
+            service = AnticheatService(bus, bundle, start="earliest", config=config)
+            task = asyncio.ensure_future(service.run())
+            try:
+                yield broker, bus, service
+            finally:
+                service.stop()
+                await asyncio.wait_for(task, 15.0)
+        finally:
+            await bus.close()
+
+
 def _pos(match: str, ts: int) -> dict:
     return {"type": "pos", "match": match, "ts": ts, "player": "p", "x": 0.0, "y": 0.0, "z": 0.0,
             "yaw": 0.0, "pitch": 0.0}
@@ -156,21 +176,11 @@ async def test_a_worker_catching_up_a_backlog_scores_every_match_whole(tmp_path,
     matches = [simulate_match(seed=8800 + k, match_id=f"backlog-{k}", players=8, cheaters=0,
                               duration_s=40.0, start_ts_ms=1_700_000_000_000 + 120_000 * k)
                for k in range(6)]
-    with BrokerProcess(tmp_path / "data") as broker:
-        bus = await connect(broker.url)
-        try:
-            for rec in matches:
-                await publish_events(bus, rec.events)
-            # A short quiet limit makes a second's wait of the default a few
-            # hundred milliseconds: the same starvation with a small backlog.
-            service = AnticheatService(bus, small_bundle, start="earliest",
-                                       config=CoreConfig(score_interval_ms=5000, idle_source_ms=200))
-            task = asyncio.ensure_future(service.run())
-            finals = await _final_scores(bus, {m.match for m in matches}, timeout_s=90.0)
-            service.stop()
-            await asyncio.wait_for(task, 15.0)
-        finally:
-            await bus.close()
+    # A short quiet limit makes a second's wait of the default a few hundred
+    # milliseconds: the same starvation with a small backlog.
+    config = CoreConfig(score_interval_ms=5000, idle_source_ms=200)
+    async with _worker_on(tmp_path, matches, small_bundle, config) as (_, bus, service):
+        finals = await _final_scores(bus, {m.match for m in matches}, timeout_s=90.0)
     assert service.counters["late"] == 0 and service.counters["malformed"] == 0
     assert service.counters["events"] == sum(len(m.events) for m in matches)
     for rec in matches:
@@ -241,25 +251,14 @@ async def test_accounts_view_ranks_players_by_their_scores_across_matches(tmp_pa
     matches = [simulate_match(seed=70 + k, match_id=f"acct-m{k}", roster=r, duration_s=30.0,
                               form=False)
                for k, r in enumerate(rosters)]
-    with BrokerProcess(tmp_path / "data") as broker:
-        bus = await connect(broker.url)
-        try:
-            for rec in matches:
-                await publish_events(bus, rec.events)
-            service = AnticheatService(bus, small_bundle, start="earliest",
-                                       config=CoreConfig(score_interval_ms=2000))
-            task = asyncio.ensure_future(service.run())
-            # The match end scores every player with enough play, once.
-            deadline = asyncio.get_running_loop().time() + 40.0
-            while asyncio.get_running_loop().time() < deadline:
-                scores = [e for e, _ in await read_scores(bus)]
-                if {e["match"] for e in scores if e["window"]["final"]} == {m.match for m in matches}:
-                    break
-                await asyncio.sleep(0.5)
-            service.stop()
-            await asyncio.wait_for(task, 15.0)
-        finally:
-            await bus.close()
+    async with _worker_on(tmp_path, matches, small_bundle, CoreConfig(score_interval_ms=2000)) as (broker, bus, _):
+        # The match end scores every player with enough play, once.
+        deadline = asyncio.get_running_loop().time() + 40.0
+        while asyncio.get_running_loop().time() < deadline:
+            scores = [e for e, _ in await read_scores(bus)]
+            if {e["match"] for e in scores if e["window"]["final"]} == {m.match for m in matches}:
+                break
+            await asyncio.sleep(0.5)
         capsys.readouterr()
         code = await asyncio.to_thread(main, ["anticheat", "accounts", "--bus", broker.url, "--json"])
     assert code == 0
