@@ -73,7 +73,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--group", default="anticheat")
     p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
     p.add_argument("--token", default=None)
-    p.add_argument("--score-interval-ms", type=int, default=5000)
+    p.add_argument("--score-interval-ms", type=int, default=None,
+                   help="match time between scores (default: 15000, the cadence the model's "
+                        "cut-offs were chosen on)")
     p.add_argument("--start", choices=("earliest", "latest"), default="latest",
                    help="where to start a partition the group never committed")
     p.set_defaults(func=_run)
@@ -219,7 +221,8 @@ def _run(args: argparse.Namespace) -> int:
     async def main() -> None:
         bus = await connect(args.bus, token=args.token) if args.token else await connect(args.bus)
         service = AnticheatService(bus, bundle, group=args.group, start=args.start,
-                                   config=CoreConfig(score_interval_ms=args.score_interval_ms))
+                                   config=CoreConfig() if args.score_interval_ms is None
+                                   else CoreConfig(score_interval_ms=args.score_interval_ms))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, service.stop)

@@ -48,6 +48,9 @@ __all__ = [
 MIN_ALIVE_MS = 15_000  # mirrors anticheat.model.MIN_ALIVE_S without importing numpy-heavy code
 #: A window is scored for a player with at least this much play in it.
 MIN_WINDOW_ALIVE_MS = 10_000
+#: Match time between two match-long snapshots: the cadence the policy's
+#: threshold and the anomaly cut-off are chosen on, and the service's.
+SNAPSHOT_MS = 15_000
 #: Matches simulated together per job (see gamebus.sim.play_together).
 SIM_BATCH = 8
 
@@ -144,7 +147,7 @@ def replay_match(
     *,
     match_index: int = 0,
     seed: int = 0,
-    snapshot_ms: int = 15_000,
+    snapshot_ms: int = SNAPSHOT_MS,
     take_ms: int = 5_000,
     config: FeatureConfig | None = None,
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
