@@ -43,10 +43,10 @@ from anticheat.service import CoreConfig, ScoringCore
 from gamebus.engines.base import Batch, Bus, Position
 from gamebus.errors import GamebusError, InvalidEvent
 from gamebus.events import (
+    DEFAULT_ACKS,
     EVENTS_TOPIC,
     HISTORY_TOPIC,
     POSITIONS_TOPIC,
-    SCORES_TOPIC,
     decode_event,
     encode_event,
     now_ms,
@@ -73,9 +73,10 @@ class ServiceStats:
 async def publish(bus: Bus, events: Sequence[dict[str, Any]]) -> int:
     """Produce the core's events: scores and alerts keyed by match, history by player.
 
-    Alerts and the accounts' history go ``durable`` (an analyst's queue and a
-    season of clean matches must survive a broker crash); scores, refreshed
-    every few seconds, go ``memory``.
+    Each with its topic's ack level (:data:`~gamebus.events.DEFAULT_ACKS`):
+    alerts and the accounts' history ``durable`` (an analyst's queue and a
+    season of clean matches must survive a broker crash), scores, refreshed
+    every few seconds, ``memory``.
     """
     groups: dict[tuple[str, int], list[bytes]] = {}
     for ev in events:
@@ -84,7 +85,7 @@ async def publish(bus: Bus, events: Sequence[dict[str, Any]]) -> int:
         partition = await bus.partition_for(topic, str(key))
         groups.setdefault((topic, partition), []).append(encode_event(ev))
     for (topic, partition), records in groups.items():
-        await bus.produce(topic, partition, records, acks="memory" if topic == SCORES_TOPIC else "durable")
+        await bus.produce(topic, partition, records, acks=DEFAULT_ACKS[topic])
     return len(events)
 
 

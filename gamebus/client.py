@@ -68,7 +68,7 @@ from gamebus.errors import (
     UnknownTopic,
 )
 from gamebus.events import (
-    DEFAULT_TOPICS,
+    DEFAULT_ACKS,
     EVENTS_TOPIC,
     MATCH_EVENT_TYPES,
     POSITIONS_TOPIC,
@@ -96,7 +96,6 @@ MAX_IN_FLIGHT_PER_PARTITION: Final = 5
 _MAX_RECORDS_PER_BATCH: Final = 20_000
 #: Under the broker's default 1 MiB batch limit, with room for msgpack framing.
 _MAX_BATCH_BYTES: Final = 1_000_000
-_DEFAULT_ACKS: Final[dict[str, Acks]] = {s.name: s.acks for s in DEFAULT_TOPICS}  # type: ignore[misc]
 
 
 async def connect(url: str, token: str | None = None, **options: Any) -> Bus:
@@ -192,7 +191,7 @@ class Producer:
         self.busy_batch_bytes = min(4 * self.batch_bytes, _MAX_BATCH_BYTES)
         self.max_buffer_bytes = max_buffer_bytes
         self._acks_default: Acks | None = acks if isinstance(acks, str) else None  # type: ignore[assignment]
-        self._acks_map: dict[str, Acks] = dict(_DEFAULT_ACKS)
+        self._acks_map: dict[str, Acks] = dict(DEFAULT_ACKS)
         if isinstance(acks, Mapping):
             self._acks_map.update(acks)
         self.idempotent = idempotent

@@ -27,10 +27,12 @@ from typing import Any, Final
 
 import msgpack
 
+from gamebus.engines.base import Acks
 from gamebus.errors import InvalidEvent
 
 __all__ = [
     "ALERTS_TOPIC",
+    "DEFAULT_ACKS",
     "DEFAULT_TOPICS",
     "EVENTS_TOPIC",
     "HISTORY_TOPIC",
@@ -124,7 +126,7 @@ class TopicSpec:
 
     __slots__ = ("acks", "name", "partitions", "retention_ms")
 
-    def __init__(self, name: str, *, partitions: int, acks: str, retention_ms: int | None) -> None:
+    def __init__(self, name: str, *, partitions: int, acks: Acks, retention_ms: int | None) -> None:
         self.name, self.partitions, self.acks, self.retention_ms = name, partitions, acks, retention_ms
 
     def __repr__(self) -> str:
@@ -140,6 +142,10 @@ DEFAULT_TOPICS: Final = (
     TopicSpec(ALERTS_TOPIC, partitions=4, acks="durable", retention_ms=30 * 24 * 3_600_000),
     TopicSpec(HISTORY_TOPIC, partitions=4, acks="durable", retention_ms=90 * 24 * 3_600_000),
 )
+
+
+#: Each default topic's ack level by name: what the SDK and the anti-cheat produce with.
+DEFAULT_ACKS: Final[dict[str, Acks]] = {s.name: s.acks for s in DEFAULT_TOPICS}
 
 
 def now_ms() -> int:
