@@ -41,6 +41,7 @@ from typing import Any, Final, NamedTuple
 
 from anticheat.physics import Limits, aim_angles, angle_between, map_for, visible_many, wrap_deg
 from anticheat.stats import Histogram, Samples, quantile
+from anticheat.tracking_lag import ZERO_TERMS, LagFit, LagTerms, add_terms, lag_terms
 from gamebus.sim.weapons import hit_test
 from gamebus.sim.world import PLAYER_RADIUS_M, GameMap
 
@@ -111,6 +112,8 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "flick_ms_per_bit_median",
     "track_error_median_deg",
     "track_jitter_median_deg_s",
+    "track_lag_ms",
+    "track_lag_gain",
     # outcomes
     "accuracy_eb",
     "headshot_eb",
@@ -146,6 +149,9 @@ class FeatureConfig:
     snap_window_ms: int = 250
     lock_deg: float = 0.5
     track_gap_ms: int = 400
+    #: Shots at one target at most this far apart frame ticks read for the
+    #: tracking lag (a burst's pause included: the hand keeps following).
+    lag_gap_ms: int = 1000
     reaction_window_ms: int = 2500
     hidden_before_ms: int = 1000
     recent_shots: int = 8
@@ -186,6 +192,7 @@ class ShotReading(NamedTuple):
     flick_ms_per_bit: float  # flick time over its Fitts index of difficulty
     track_errors: tuple[float, ...] = ()  # per tick since the burst's previous shot, deg
     track_jitter: tuple[float, ...] = ()  # crosshair speed relative to the target, deg/s
+    track_lag: LagTerms = ZERO_TERMS  # the same ticks against delayed trackers (anticheat.tracking_lag)
 
 
 def shrink(successes: float, trials: float, prior: tuple[float, float]) -> float:
@@ -268,6 +275,7 @@ class PlayerState:
         self.flick = Samples()
         self.track_error = Samples(2048)
         self.track_jitter = Samples(2048)
+        self.track_lag = LagFit()
         self.last_aimed: tuple[int, str] | None = None  # (ts, target) of the last analysed shot
         self.shot_turn = Samples()
         self.turn_fast = 0
@@ -441,6 +449,7 @@ class PlayerState:
             self.track_error.add(e)
         for j in r.track_jitter:
             self.track_jitter.add(j)
+        self.track_lag.add(r.track_lag)
         if not math.isnan(r.delay_ms):
             self.on_target.add(r.delay_ms)
             self.on_target_zero += int(r.delay_ms <= 1.0)
@@ -560,6 +569,8 @@ class PlayerState:
             "flick_ms_per_bit_median": self.flick.quantile(0.5),
             "track_error_median_deg": self.track_error.quantile(0.5),
             "track_jitter_median_deg_s": self.track_jitter.quantile(0.5),
+            "track_lag_ms": self.track_lag.lag_ms(),
+            "track_lag_gain": self.track_lag.gain(),
             "accuracy_eb": shrink(hits, shots, cfg.accuracy_prior),
             "headshot_eb": shrink(heads, hits, cfg.headshot_prior),
             "ttk_median_ms": self.ttk.quantile(0.5),
@@ -779,15 +790,18 @@ class MatchFeatures:
         engage, reaction, delay, flick = self._reaction(state, target_state, shot)
         errors: tuple[float, ...] = ()
         jitter: tuple[float, ...] = ()
+        lag = ZERO_TERMS
         last = state.last_aimed
-        if last is not None and last[1] == target_state.player and 0 < shot.ts - last[0] <= self.config.track_gap_ms:
-            errors, jitter = self._tracking(state, target_state, shot, last[0])
+        if last is not None and last[1] == target_state.player and 0 < shot.ts - last[0] <= self.config.lag_gap_ms:
+            errors, jitter, lag = self._tracking(state, target_state, shot, last[0])
+            if shot.ts - last[0] > self.config.track_gap_ms:
+                errors, jitter = (), ()
         state.last_aimed = (shot.ts, target_state.player)
         return ShotReading(error, on_box, self._turn_at(state, shot), engage, reaction,
-                           delay, flick, errors, jitter), target_state
+                           delay, flick, errors, jitter, lag), target_state
 
     def _tracking(self, shooter: PlayerState, target: PlayerState, shot: Sample,
-                  since_ts: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+                  since_ts: int) -> tuple[tuple[float, ...], tuple[float, ...], LagTerms]:
         """The crosshair against the target over the ticks between two shots of one burst.
 
         Between the shots of a burst the shooter is following the target, so
@@ -796,13 +810,17 @@ class MatchFeatures:
         and the *jitter*, how fast the crosshair moves relative to the
         target's chest from tick to tick (deg/s). A hand wobbles around a
         moving target; an aimbot's smoothing holds it, so both are small for
-        it whatever the owner's skill would give. Only ticks where both
-        players' positions share a timestamp (one server tick) are read.
+        it whatever the owner's skill would give. The same ticks are read
+        against trackers that see the target late (:mod:`anticheat.tracking_lag`):
+        a hand follows a target's turns a visuomotor delay late, a bot does
+        not. Only ticks where both players' positions share a timestamp
+        (one server tick) are read.
         """
         lim, step = self.config.limits, self.config.max_step_ms
         end = _after(shooter.history, shot.ts).ts
         errors: list[float] = []
         jitter: list[float] = []
+        lag = ZERO_TERMS
         prev: tuple[int, float, float] | None = None
         for s in shooter.history:
             if not since_ts < s.ts <= end:
@@ -812,12 +830,15 @@ class MatchFeatures:
                 prev = None
                 continue
             errors.append(_error_to(s, t, lim))
+            terms = lag_terms(s, s.yaw, s.pitch, target.history, lim, step)
+            if terms is not None:
+                lag = add_terms(lag, terms)
             ty, tp = aim_angles((s.x, s.y, s.z + lim.eye_height_m), (t.x, t.y, t.z + lim.chest_height_m))
             ey, ep = wrap_deg(s.yaw - ty) * math.cos(math.radians(tp)), s.pitch - tp
             if prev is not None and 0 < s.ts - prev[0] <= step:
                 jitter.append(math.hypot(ey - prev[1], ep - prev[2]) * 1000.0 / (s.ts - prev[0]))
             prev = (s.ts, ey, ep)
-        return tuple(errors), tuple(jitter)
+        return tuple(errors), tuple(jitter), lag
 
     def _turn_at(self, state: PlayerState, shot: Sample) -> float:
         """Angular speed of the view over the tick the shot was fired in (deg/s)."""

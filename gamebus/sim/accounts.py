@@ -69,6 +69,7 @@ FORM_SD: Final[dict[str, float]] = {
     "track_sd_deg": 0.12,
     "decide_ms": 0.10,
     "fire_tol": 0.06,
+    "track_delay_ms": 0.06,
 }
 #: Weight of the shared "day" factor in each parameter's form; the
 #: parameter's own factor has weight ``sqrt(1 - FORM_DAY_WEIGHT**2)`` (0.8),

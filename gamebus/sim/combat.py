@@ -40,7 +40,7 @@ def bot_params(h: AimParams, prof: CheatProfile) -> AimParams:
             rt_mu_ms=0.0, rt_sigma_ms=0.0, rt_tau_ms=0.0, rt_shift_ms=0.0,
             fitts_a_ms=0.0, fitts_b_ms=0.0, overshoot=0.0, scatter=0.0,
             track_sd_deg=q["track_sd_deg"], head_pref=q["head_share"],
-            fire_tol=1.0, decide_ms=0.0, snap=True,
+            fire_tol=1.0, decide_ms=0.0, snap=True, bot_pull=1.0,
         )
     return AimParams(
         rt_mu_ms=h.rt_mu_ms, rt_sigma_ms=h.rt_sigma_ms, rt_tau_ms=h.rt_tau_ms,
@@ -49,6 +49,10 @@ def bot_params(h: AimParams, prof: CheatProfile) -> AimParams:
         scatter=h.scatter * q["scatter_scale"], track_sd_deg=h.track_sd_deg * q["track_scale"],
         head_pref=min(0.95, h.head_pref + q["head_bonus"]), fire_tol=h.fire_tol,
         decide_ms=h.decide_ms * (0.5 + 0.5 * q["b_scale"]),
+        # The bot steers toward where the target is (it reads the game's
+        # memory, not the screen), the hand does the rest: the same share
+        # that scales the tracking error.
+        bot_pull=1.0 - q["track_scale"],
     )
 
 
@@ -197,6 +201,7 @@ class Combat(PlayerState):
         a = self.aim
         a.mode[i] = TRACK
         a.track_sd[i] = params.track_sd_deg
+        self.bot_pull[i] = params.bot_pull
         if from_flick:
             yaw, pitch, _ = self._angles_to(i, j, float(self.aim_height[i]))
             end_y = float(a.fl_y0[i] + a.fl_dy[i])

@@ -10,7 +10,10 @@ numpy arrays (every tick)::
 A snap aimbot goes from REACT straight to TRACK with no error; a humanised
 aimbot runs the same human path with faster, tighter parameters. In TRACK
 the aim is the target's direction plus an Ornstein-Uhlenbeck tracking error,
-so following a moving target looks like smooth pursuit, not a lock.
+so following a moving target looks like smooth pursuit, not a lock. The
+direction is where the hand *sees* the target: a visuomotor delay late,
+extrapolated along its velocity then (see ``PlayerState._target_angles``),
+so a target that changes direction is followed late, as people do.
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ class AimParams:
     fire_tol: float
     decide_ms: float
     snap: bool = False
+    #: Share of the tracking a bot does from where the target *is*; the rest
+    #: is the hand's, which sees the target move a visuomotor delay late
+    #: (0 for a human, 1 for a snap aimbot; see ``PlayerState._target_angles``).
+    bot_pull: float = 0.0
 
 
 @dataclass(slots=True)

@@ -188,6 +188,7 @@ class Engine(Combat):
         for i in np.nonzero(~self.alive & (self.respawn_at <= t))[0].tolist():
             self._spawn(i, t)
         self._move(t, on)
+        self._remember_bodies()
         vis = self._visibility()
         self._decide(t, vis, on)
         tgt_yaw, tgt_pitch = self._target_angles()

@@ -44,15 +44,16 @@ class SkillTier:
     head_pref: float  # probability of aiming at the head rather than the chest
     fire_tol: float  # fires when the error is below fire_tol target radii
     decide_ms: float  # delay between settling on target and the first shot
+    track_delay_ms: float  # visuomotor delay of tracking: how late the hand sees the target move
 
 
 SKILL_TIERS: Final[dict[str, SkillTier]] = {
     t.name: t
     for t in (
-        SkillTier("casual", 215, 30, 70, 60, 85, 0.12, 0.10, 1.6, 0.15, 1.9, 95),
-        SkillTier("average", 195, 25, 60, 50, 72, 0.10, 0.08, 1.2, 0.30, 1.5, 75),
-        SkillTier("good", 182, 22, 50, 42, 62, 0.07, 0.06, 0.85, 0.50, 1.2, 60),
-        SkillTier("pro", 172, 20, 42, 35, 52, 0.05, 0.05, 0.6, 0.70, 1.0, 48),
+        SkillTier("casual", 215, 30, 70, 60, 85, 0.12, 0.10, 1.6, 0.15, 1.9, 95, 180),
+        SkillTier("average", 195, 25, 60, 50, 72, 0.10, 0.08, 1.2, 0.30, 1.5, 75, 160),
+        SkillTier("good", 182, 22, 50, 42, 62, 0.07, 0.06, 0.85, 0.50, 1.2, 60, 145),
+        SkillTier("pro", 172, 20, 42, 35, 52, 0.05, 0.05, 0.6, 0.70, 1.0, 48, 130),
     )
 }
 #: Share of each tier in the population (most players are not good).
@@ -81,6 +82,7 @@ class PlayerProfile:
     head_pref: float
     fire_tol: float
     decide_ms: float
+    track_delay_ms: float
     knife_run: float  # how often this player runs with the knife out (faster)
     jump_rate_hz: float
     primary: str  # weapon
@@ -121,6 +123,7 @@ def sample_profiles(rng: np.random.Generator, n: int) -> list[PlayerProfile]:
                 head_pref=float(np.clip(t.head_pref + rng.normal(0.0, 0.08), 0.02, 0.95)),
                 fire_tol=_jitter(rng, t.fire_tol),
                 decide_ms=_jitter(rng, t.decide_ms, 0.15),
+                track_delay_ms=_jitter(rng, t.track_delay_ms, 0.10),
                 knife_run=float(rng.beta(1.5, 4.0)),
                 jump_rate_hz=float(rng.uniform(0.03, 0.35)),
                 primary=("rifle", "smg", "pistol", "sniper")[int(weapons[i])],

@@ -55,6 +55,8 @@ START_HEALTH: Final = 100.0
 #: :meth:`~gamebus.sim.engine.Engine._positions`.
 COMMAND_JITTER_BASE_MS: Final = 2.0
 COMMAND_JITTER_PER_PING: Final = 0.1
+#: Longest visuomotor delay the position trail covers (ms); see ``_target_angles``.
+MAX_TRACK_DELAY_MS: Final = 400.0
 
 
 def tick_ms(tick_hz: int) -> int:
@@ -159,6 +161,15 @@ class PlayerState:
         self.next_tp = np.full(n, np.inf)
         self.boost = np.ones(n)  # a subtle speedhack's current speed-up (wanders, see cheats)
         self.params: list[AimParams] = [human_params(p) for p in self.profiles]
+        self.track_delay_ms = np.minimum([p.track_delay_ms for p in self.profiles], MAX_TRACK_DELAY_MS)
+        self.bot_pull = np.zeros(n)  # of the engagement being tracked (AimParams.bot_pull)
+        # The last ticks' positions and velocities (a ring; ``_trail_ticks``
+        # counts the pushes): what a hand tracking a target a visuomotor
+        # delay late is looking at.
+        self._trail_len = math.ceil(MAX_TRACK_DELAY_MS / self.dt_ms) + 2
+        self._trail_pos = np.zeros((self._trail_len, n, 3))
+        self._trail_vel = np.zeros((self._trail_len, n, 3))
+        self._trail_ticks = 0
         self.engaged_params: list[AimParams] = list(self.params)
         self.kills = [[0, 0] for _ in matches]
         self.round = 0
@@ -264,12 +275,48 @@ class PlayerState:
         hd = math.hypot(dx, dy)
         return math.degrees(math.atan2(dy, dx)), math.degrees(math.atan2(dz, hd)), hd
 
+    def _remember_bodies(self) -> None:
+        """Push this tick's positions and velocities onto the trail (after moving)."""
+        slot = self._trail_ticks % self._trail_len
+        self._trail_pos[slot] = self.bodies.pos
+        self._trail_vel[slot] = self.bodies.vel
+        self._trail_ticks += 1
+
+    def _seen_positions(self, tj: IntArray) -> FloatArray:
+        """Where each player's hand sees its target ``tj``: a visuomotor delay late.
+
+        Tracking a moving target, a person's hand answers what the eyes saw
+        100-200 ms ago, extrapolated along the motion seen then: a target
+        keeping its course is followed without lag, one that turns (a
+        strafe reversed) is followed late until the delay has passed. A
+        bot reads where the target is now; a humanised aimbot's share of
+        the tracking (``bot_pull``) comes from there, the hand's from the
+        delayed view. Player ``i``'s own motion is not delayed (the body
+        knows where it moves).
+        """
+        now = self.bodies.pos[tj]
+        if self._trail_ticks < self._trail_len:
+            return now
+        ago = self.track_delay_ms / self.dt_ms  # in ticks, per shooter
+        older = np.floor(ago).astype(np.int64) + 1  # ticks ago of the sample before
+        w = (ago - (older - 1))[:, None]  # weight of that older sample
+        newest = self._trail_ticks - 1
+        a, b = (newest - older) % self._trail_len, (newest - older + 1) % self._trail_len
+        pos = self._trail_pos[a, tj] * w + self._trail_pos[b, tj] * (1.0 - w)
+        vel = self._trail_vel[a, tj] * w + self._trail_vel[b, tj] * (1.0 - w)
+        seen = pos + vel * (self.track_delay_ms / 1000.0)[:, None]
+        pull = self.bot_pull[:, None]
+        out: FloatArray = seen * (1.0 - pull) + now * pull
+        return out
+
     def _target_angles(self) -> tuple[FloatArray, FloatArray]:
+        """Direction to each player's aim point on its target, as its hand sees it."""
         p = self.bodies.pos
         has = (self.target >= 0) & self.alive
         tj = np.where(has, self.target, 0)
-        dx, dy = p[tj, 0] - p[:, 0], p[tj, 1] - p[:, 1]
-        dz = p[tj, 2] + self.aim_height - p[:, 2] - EYE_HEIGHT_M
+        q = self._seen_positions(tj)
+        dx, dy = q[:, 0] - p[:, 0], q[:, 1] - p[:, 1]
+        dz = q[:, 2] + self.aim_height - p[:, 2] - EYE_HEIGHT_M
         yaw = np.degrees(np.arctan2(dy, dx))
         pitch = np.degrees(np.arctan2(dz, np.hypot(dx, dy)))
         return np.where(has, yaw, np.nan), np.where(has, pitch, np.nan)

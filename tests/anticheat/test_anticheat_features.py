@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 from anticheat_traces import pos, run, shot, spawn, walk
@@ -10,6 +11,7 @@ from anticheat_traces import pos, run, shot, spawn, walk
 from anticheat.features import FEATURE_NAMES, FeatureConfig, MatchFeatures
 from anticheat.physics import Limits, aim_angles, angle_between
 from anticheat.physics import wrap_deg as wrap
+from gamebus.sim import simulate_match
 from gamebus.sim.world import CHEST_HEIGHT_M, EYE_HEIGHT_M, PLAYER_RADIUS_M, can_see
 
 
@@ -415,6 +417,37 @@ def test_shots_too_far_apart_are_not_one_burst_and_read_no_tracking():
     assert math.isnan(v["track_jitter_median_deg_s"])
 
 
+def _strafing_duel(delay_ms):
+    """The target strafes 0.5 m either way; the shooter aims where it saw it ``delay_ms`` ago.
+
+    Extrapolated along the motion it saw then (the last 50 ms), as a hand
+    tracking a target does; bursts of shots 250 ms apart frame the ticks.
+    """
+
+    def path(ts):
+        return (60.0 + 0.5 * math.sin(2.0 * math.pi * ts / 800.0), 75.0)
+
+    def aim(ts):
+        (x1, y1), (x0, y0) = path(ts - delay_ms), path(ts - delay_ms - 50)
+        k = delay_ms / 50.0
+        return _aim_at(x1 + (x1 - x0) * k, y1 + (y1 - y0) * k)
+
+    return _duel(aim, 0, path, shots=list(range(1600, 4400, 250)))
+
+
+def test_tracking_lag_reads_how_late_the_crosshair_follows_a_strafing_target():
+    late = _strafing_duel(150)
+    assert 134.0 <= late["track_lag_ms"] <= 155.0
+    assert late["track_lag_gain"] == pytest.approx(1.0, abs=0.02)
+    locked = _strafing_duel(0)  # where the target is: what an aimbot reads from memory
+    assert locked["track_lag_ms"] == 0.0
+    assert locked["track_lag_gain"] == pytest.approx(0.0, abs=0.02)
+
+
+def test_one_burst_is_too_few_ticks_for_a_tracking_lag():
+    assert math.isnan(_tracked(lambda ts: 0.3, shots=[2000, 2100, 2200, 2300])["track_lag_ms"])
+
+
 def test_windows_read_only_their_own_stretch_and_are_handed_over_once():
     config = FeatureConfig(window_ms=2000, window_step_ms=1000)
     events = walk("p1", speed_mps=3.0, seconds=2)
@@ -437,3 +470,18 @@ def test_windows_can_be_switched_off():
     state = MatchFeatures("m1", FeatureConfig(window_ms=0))
     run(state, walk("p1", speed_mps=3.0, seconds=5))
     assert state.take_windows() == [] and state.windows == []
+
+
+def test_on_the_simulator_honest_hands_follow_late_and_humanised_aimbots_do_not():
+    """Simulated people track a visuomotor delay late (100-200 ms); the bot steers from memory."""
+    rec = simulate_match(seed=5, match_id="m", players=16, cheaters=4, duration_s=60.0,
+                         cheat_kinds=["humanised_aimbot"], intensity="blatant", closet_share=0.0)
+    state = MatchFeatures("m")
+    run(state, rec.events)
+    vectors = state.vectors()
+    bots = {label.player for label in rec.labels}
+    lag = {p: v["track_lag_ms"] for p, v in vectors.items() if not math.isnan(v["track_lag_ms"])}
+    honest = statistics.median(v for p, v in lag.items() if p not in bots)
+    bot = statistics.median(v for p, v in lag.items() if p in bots)
+    assert 80.0 <= honest <= 200.0
+    assert bot < honest - 50.0

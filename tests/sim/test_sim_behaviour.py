@@ -80,6 +80,13 @@ def test_humanised_aimbot_reacts_faster_than_humans_but_not_inhumanly():
 
 
 def _crosshair_on_target_share(rec: MatchRecording, players: set[str], *, inside: bool) -> float:
+    """Share of the shots of ``players`` (or of everyone else) fired on a target.
+
+    A cheater's shot counts only in a tick its cheat was on (the engine
+    switches cheats by the tick's time: on the last tick of the match,
+    the end of the on-interval, it plays as its human self).
+    """
+    labels = {label.player: label for label in rec.labels}
     on = total = 0
     pos: dict[str, dict]
     events = rec.events
@@ -95,6 +102,8 @@ def _crosshair_on_target_share(rec: MatchRecording, players: set[str], *, inside
             pos[events[k]["player"]] = events[k]
             k += 1
         for e in events[i:j]:
+            if e.get("player") in labels and tick_ts is not None and not labels[e["player"]].is_on(tick_ts):
+                continue
             if e["type"] == "shot" and (e["player"] in players) == inside and e["target"] in pos:
                 t = pos[e["target"]]
                 total += 1

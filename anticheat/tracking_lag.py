@@ -1,0 +1,179 @@
+"""How late a player's crosshair follows a target that changes course.
+
+A person tracking a moving target answers what the eyes saw a visuomotor
+delay ago (100-200 ms), extrapolated along the motion seen then: a target
+keeping its course is followed without lag, but when it turns (a strafe
+reversed, a jump's arc) the crosshair keeps going the old way until the
+delay has passed. An aimbot reads where the target *is* from the game's
+memory, so the share of the tracking it does has no such delay.
+
+For each tick of tracking, :func:`lag_terms` compares the crosshair's error
+``e`` (crosshair minus the direction to the target's chest) with ``L_d``,
+the error a tracker delayed by ``d`` would make if it aimed exactly at its
+extrapolation, for every ``d`` of :data:`LAG_GRID_MS`. :class:`LagFit` sums
+the products over a match and reads two numbers off them:
+
+- :meth:`LagFit.lag_ms`, the delay whose predicted errors leave the least
+  squared residual (``sum (e - L_d)^2``; the tracking error's own noise is
+  independent of ``L_d``, so it only adds a constant);
+- :meth:`LagFit.gain`, the least-squares slope of ``e`` on ``L_d`` at
+  :data:`GAIN_AT_MS`: about 1 for a person with that delay, less for a
+  shorter one, and less again for a bot that does part of the tracking.
+
+Pure functions of positions and view angles, so they are tested on
+hand-made traces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple, Protocol
+
+from anticheat.physics import Limits, aim_angles, wrap_deg
+
+__all__ = [
+    "GAIN_AT_MS",
+    "LAG_GRID_MS",
+    "ZERO_TERMS",
+    "LagFit",
+    "LagTerms",
+    "Point",
+    "add_terms",
+    "lag_terms",
+    "position_at",
+]
+
+#: Candidate delays (ms); 0 is a tracker that sees the target where it is.
+LAG_GRID_MS: Final = (0, 50, 100, 150, 200, 250, 300)
+#: Delay at which :meth:`LagFit.gain` is read (a typical person's, ms).
+GAIN_AT_MS: Final = 150
+#: Velocity of the target read over this span before the delayed instant (ms).
+VELOCITY_SPAN_MS: Final = 50
+#: Fewer ticks than this read no lag (the estimate would be noise).
+MIN_TICKS: Final = 20
+
+
+class Point(Protocol):
+    """A player's feet at ``ts``, from the position history (``features.Sample`` is one)."""
+
+    @property
+    def ts(self) -> int: ...
+    @property
+    def x(self) -> float: ...
+    @property
+    def y(self) -> float: ...
+    @property
+    def z(self) -> float: ...
+
+
+class LagTerms(NamedTuple):
+    """One tick's (or a sum of ticks') products: ``e.e``, ``e.L_d`` and ``L_d.L_d`` per delay."""
+
+    ticks: int
+    ee: float
+    el: tuple[float, ...]
+    ll: tuple[float, ...]
+
+
+def position_at(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[float, float, float] | None:
+    """The position at ``ts``, linear between the two samples around it.
+
+    None outside the history or across a gap longer than ``max_gap_ms``
+    (a respawn or lost packets: nothing to interpolate).
+    """
+    if not history or ts < history[0].ts or ts > history[-1].ts:
+        return None
+    for k in range(len(history) - 1, -1, -1):
+        a = history[k]
+        if a.ts <= ts:
+            if a.ts == ts:
+                return a.x, a.y, a.z
+            b = history[k + 1]
+            if b.ts - a.ts > max_gap_ms:
+                return None
+            w = (ts - a.ts) / (b.ts - a.ts)
+            return a.x + (b.x - a.x) * w, a.y + (b.y - a.y) * w, a.z + (b.z - a.z) * w
+    return None
+
+
+def lag_terms(shooter: Point, yaw: float, pitch: float, target: Sequence[Point],
+              lim: Limits, max_gap_ms: int) -> LagTerms | None:
+    """The products of one tick of tracking; None when the history is too short.
+
+    ``shooter`` and ``yaw``/``pitch`` are the tracking player's tick;
+    ``target`` the target's position history up to that tick.
+    """
+    now = position_at(target, shooter.ts, max_gap_ms)
+    if now is None:
+        return None
+    eye = (shooter.x, shooter.y, shooter.z + lim.eye_height_m)
+    ty, tp = aim_angles(eye, (now[0], now[1], now[2] + lim.chest_height_m))
+    cos_p = math.cos(math.radians(tp))
+    ey, ep = wrap_deg(yaw - ty) * cos_p, pitch - tp
+    el: list[float] = []
+    ll: list[float] = []
+    for d in LAG_GRID_MS:
+        if d == 0:
+            el.append(0.0)
+            ll.append(0.0)
+            continue
+        then = position_at(target, shooter.ts - d, max_gap_ms)
+        before = position_at(target, shooter.ts - d - VELOCITY_SPAN_MS, max_gap_ms)
+        if then is None or before is None:
+            return None
+        k = d / VELOCITY_SPAN_MS
+        seen = tuple(then[i] + (then[i] - before[i]) * k for i in range(3))
+        sy, sp = aim_angles(eye, (seen[0], seen[1], seen[2] + lim.chest_height_m))
+        ly, lp = wrap_deg(sy - ty) * cos_p, sp - tp
+        el.append(ey * ly + ep * lp)
+        ll.append(ly * ly + lp * lp)
+    return LagTerms(1, ey * ey + ep * ep, tuple(el), tuple(ll))
+
+
+def add_terms(a: LagTerms, b: LagTerms) -> LagTerms:
+    """The sum of two sets of products."""
+    return LagTerms(a.ticks + b.ticks, a.ee + b.ee,
+                    tuple(x + y for x, y in zip(a.el, b.el, strict=True)),
+                    tuple(x + y for x, y in zip(a.ll, b.ll, strict=True)))
+
+
+ZERO_TERMS: Final = LagTerms(0, 0.0, (0.0,) * len(LAG_GRID_MS), (0.0,) * len(LAG_GRID_MS))
+
+
+@dataclass(slots=True)
+class LagFit:
+    """The products summed over the ticks a player tracked (see the module doc)."""
+
+    terms: LagTerms = field(default=ZERO_TERMS)
+
+    def add(self, t: LagTerms) -> None:
+        self.terms = add_terms(self.terms, t)
+
+    def lag_ms(self) -> float:
+        """The delay (ms) whose predicted errors fit best; NaN with too few ticks.
+
+        A parabola through the best grid point and its neighbours places
+        the minimum between grid points.
+        """
+        t = self.terms
+        if t.ticks < MIN_TICKS:
+            return math.nan
+        ssr = [t.ee - 2.0 * el + ll for el, ll in zip(t.el, t.ll, strict=True)]
+        k = min(range(len(ssr)), key=ssr.__getitem__)
+        grid = LAG_GRID_MS
+        if k == 0 or k == len(ssr) - 1:
+            return float(grid[k])
+        a, b, c = ssr[k - 1], ssr[k], ssr[k + 1]
+        curve = a - 2.0 * b + c
+        shift = 0.5 * (a - c) / curve if curve > 0.0 else 0.0
+        return float(grid[k] + shift * (grid[k + 1] - grid[k]))
+
+    def gain(self) -> float:
+        """Slope of the error on a :data:`GAIN_AT_MS`-late tracker's; NaN with too few ticks."""
+        t = self.terms
+        k = LAG_GRID_MS.index(GAIN_AT_MS)
+        if t.ticks < MIN_TICKS or t.ll[k] <= 0.0:
+            return math.nan
+        return t.el[k] / t.ll[k]

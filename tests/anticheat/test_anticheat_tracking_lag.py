@@ -1,0 +1,106 @@
+"""The tracking lag on hand-made traces: a target strafing back and forth, trackers of known delay."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anticheat.features import Sample
+from anticheat.physics import Limits, aim_angles
+from anticheat.tracking_lag import (
+    GAIN_AT_MS,
+    LAG_GRID_MS,
+    MIN_TICKS,
+    VELOCITY_SPAN_MS,
+    LagFit,
+    lag_terms,
+    position_at,
+)
+
+LIM = Limits()
+TICK_MS = 50
+SHOOTER = Sample(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _strafe(ts: float) -> tuple[float, float, float]:
+    """15 m ahead, strafing across the line of fire: 0.4 m either way, 0.8 s a cycle."""
+    return 15.0, 0.4 * math.sin(2.0 * math.pi * ts / 800.0), 0.0
+
+
+def _target_history(until_ms: int) -> list[Sample]:
+    return [Sample(ts, *_strafe(ts), 0.0, 0.0) for ts in range(0, until_ms + 1, TICK_MS)]
+
+
+def _seen(ts: int, delay_ms: int) -> tuple[float, float, float]:
+    """Where a hand ``delay_ms`` late aims: the target then, extrapolated by its motion then."""
+    then, before = _strafe(ts - delay_ms), _strafe(ts - delay_ms - VELOCITY_SPAN_MS)
+    k = delay_ms / VELOCITY_SPAN_MS
+    return tuple(a + (a - b) * k for a, b in zip(then, before, strict=True))  # type: ignore[return-value]
+
+
+def _fit(delay_ms: int, pull: float = 0.0, ticks: int = 60) -> LagFit:
+    """A tracker ``delay_ms`` late, of which a bot does ``pull`` from where the target is."""
+    fit = LagFit()
+    eye = (0.0, 0.0, LIM.eye_height_m)
+    for k in range(ticks):
+        ts = 1000 + k * TICK_MS
+        seen, now = _seen(ts, delay_ms), _strafe(ts)
+        point = tuple(s * (1.0 - pull) + n * pull for s, n in zip(seen, now, strict=True))
+        yaw, pitch = aim_angles(eye, (point[0], point[1], point[2] + LIM.chest_height_m))
+        terms = lag_terms(SHOOTER._replace(ts=ts), yaw, pitch, _target_history(ts), LIM, 250)
+        assert terms is not None
+        fit.add(terms)
+    return fit
+
+
+def test_position_between_two_ticks_is_interpolated_and_nothing_is_read_across_a_gap():
+    h = [Sample(0, 0.0, 0.0, 0.0, 0.0, 0.0), Sample(50, 1.0, 2.0, 0.0, 0.0, 0.0),
+         Sample(900, 5.0, 5.0, 0.0, 0.0, 0.0)]
+    assert position_at(h, 20, 250) == pytest.approx((0.4, 0.8, 0.0))
+    assert position_at(h, 50, 250) == (1.0, 2.0, 0.0)
+    assert position_at(h, -1, 250) is None
+    assert position_at(h, 901, 250) is None
+    assert position_at(h, 400, 250) is None  # a respawn or lost packets between 50 and 900
+
+
+@pytest.mark.parametrize("delay_ms", [*(d for d in LAG_GRID_MS if d), 120, 180])
+def test_a_tracker_reads_near_its_delay_and_later_trackers_read_later(delay_ms):
+    # The parabola through the grid's best point and its neighbours is not
+    # the residual's true curve, so the reading sits up to 15 ms early on
+    # this trace; the order of trackers is what the model needs.
+    lag = _fit(delay_ms).lag_ms()
+    assert delay_ms - 16.0 <= lag <= delay_ms + 5.0
+    if delay_ms + 20 <= LAG_GRID_MS[-1]:  # past the grid every tracker reads its end
+        assert _fit(delay_ms + 20).lag_ms() > lag
+
+
+def test_a_tracker_on_the_target_itself_reads_no_lag_and_no_gain():
+    fit = _fit(GAIN_AT_MS, pull=1.0)
+    assert fit.lag_ms() == 0.0
+    assert fit.gain() == pytest.approx(0.0, abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(pull=st.floats(0.0, 1.0))
+def test_the_gain_is_the_hands_share_of_a_typical_delay(pull):
+    # (up to the angles' own curvature, a thousandth)
+    assert _fit(GAIN_AT_MS, pull=pull).gain() == pytest.approx(1.0 - pull, abs=1e-3)
+
+
+def test_a_bot_doing_part_of_the_tracking_looks_like_a_shorter_delay():
+    human, bot = _fit(150).lag_ms(), _fit(150, pull=0.6).lag_ms()
+    assert bot < human - 40.0
+
+
+def test_too_few_ticks_read_nothing():
+    fit = _fit(150, ticks=MIN_TICKS - 1)
+    assert math.isnan(fit.lag_ms())
+    assert math.isnan(fit.gain())
+
+
+def test_a_tick_without_the_targets_past_reads_nothing():
+    history = _target_history(1000)[-3:]  # 100 ms of history: not enough for any delay
+    assert lag_terms(SHOOTER._replace(ts=1000), 0.0, 0.0, history, LIM, 250) is None
