@@ -19,8 +19,11 @@ or against the population:
 - aim (aimbots): angular speed, acceleration and jerk of the view, snaps that
   stop dead (a human flick decelerates over several ticks), angular error at
   the shot, reaction time from the moment the target became visible (the
-  game's own line-of-sight test) and how long the crosshair rested on the
-  target before the shot (a triggerbot fires on contact);
+  game's own line-of-sight test), how long the crosshair rested on the
+  target before the shot (a triggerbot fires on contact), and how closely
+  and how late it follows a target between shots (a hand answers a
+  target's turns a visuomotor delay late, :mod:`anticheat.tracking_lag`;
+  a bot steering from the game's memory does not);
 - outcomes: accuracy and headshot ratio shrunk toward the population by
   empirical Bayes (a newcomer with 3 hits out of 4 shots is not a cheater),
   time-to-kill and the regularity of inter-shot intervals.
