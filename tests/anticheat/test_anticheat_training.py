@@ -92,15 +92,20 @@ def test_the_service_alerts_when_an_account_turns_and_explains_it_against_its_ow
             alerts += [e for e in core.feed(event) if e["type"] == "anticheat.alert"]
         alerts += [e for e in core.flush() if e["type"] == "anticheat.alert"]
     base = [a for a in alerts if a["kind"] == "baseline"]
-    # Rounds 0-2 are clean for everyone; the turned accounts cheat in round 3.
-    assert {a["player"] for a in base} >= turned
-    first = next(a for a in base if a["player"] in turned)
-    assert first["match"] == "turn-3" and first["history_matches"] == 3
+    flagged = {(a["match"], a["player"]) for a in alerts}
+    # Rounds 0-2 are clean for everyone; the turned accounts cheat in round 3,
+    # where the baseline reads each against its earlier rounds that raised no
+    # alert (a small model may flag a clean round too; that round is left out).
+    at_turn = {a["player"]: a for a in base if a["match"] == "turn-3"}
+    assert turned <= set(at_turn)
+    for name in turned:
+        own = sum(1 for k in range(3) if (f"turn-{k}", name) not in flagged)
+        assert at_turn[name]["history_matches"] == own >= 2
+    first = at_turn[sorted(turned)[0]]
     assert first["threshold"] == bundle.baseline.policy.threshold
     assert first["features"] and {"own_median", "z"} <= set(first["features"][0])
     assert "own matches" in first["reason"]
     # Matches that raised no alert are the accounts' history; flagged ones are not.
-    flagged = {(a["match"], a["player"]) for a in alerts}
     for name in turned:
         assert len(core.accounts.history(name)) == sum(
             1 for k in range(4) if (f"turn-{k}", name) not in flagged and any(
