@@ -12,7 +12,7 @@ aimbot runs the same human path with faster, tighter parameters. In TRACK
 the aim is the target's direction plus an Ornstein-Uhlenbeck tracking error,
 so following a moving target looks like smooth pursuit, not a lock. The
 direction is where the hand *sees* the target: a visuomotor delay late,
-extrapolated along its velocity then (see ``PlayerState._target_angles``),
+extrapolated along its velocity then (see ``PlayerState._seen_positions``),
 so a target that changes direction is followed late, as people do.
 """
 
@@ -74,7 +74,7 @@ class AimParams:
     snap: bool = False
     #: Share of the tracking a bot does from where the target *is*; the rest
     #: is the hand's, which sees the target move a visuomotor delay late
-    #: (0 for a human, 1 for a snap aimbot; see ``PlayerState._target_angles``).
+    #: (0 for a human, 1 for a snap aimbot; see ``PlayerState._seen_positions``).
     bot_pull: float = 0.0
 
 

@@ -55,7 +55,7 @@ START_HEALTH: Final = 100.0
 #: :meth:`~gamebus.sim.engine.Engine._positions`.
 COMMAND_JITTER_BASE_MS: Final = 2.0
 COMMAND_JITTER_PER_PING: Final = 0.1
-#: Longest visuomotor delay the position trail covers (ms); see ``_target_angles``.
+#: Longest visuomotor delay the position trail covers (ms); see ``_seen_positions``.
 MAX_TRACK_DELAY_MS: Final = 400.0
 
 
