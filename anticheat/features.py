@@ -169,7 +169,12 @@ class FeatureConfig:
 
 
 class Sample(NamedTuple):
-    """One position of a player: feet position and view direction."""
+    """One position of a player: feet position, view direction, and velocity when reported.
+
+    The velocity (m/s) is the server's own, read from the event's optional
+    ``vx, vy, vz``; NaN when the game does not send it (or for a shot's
+    position, which carries none).
+    """
 
     ts: int
     x: float
@@ -177,6 +182,9 @@ class Sample(NamedTuple):
     z: float
     yaw: float
     pitch: float
+    vx: float = NAN
+    vy: float = NAN
+    vz: float = NAN
 
 
 class ShotReading(NamedTuple):
@@ -711,7 +719,8 @@ class MatchFeatures:
             weapon = event.get("weapon")
             weapon = weapon if isinstance(weapon, str) else None
             sample = Sample(ts, float(event["x"]), float(event["y"]), float(event["z"]),
-                            float(event["yaw"]), float(event["pitch"]))
+                            float(event["yaw"]), float(event["pitch"]),
+                            _num(event, "vx"), _num(event, "vy"), _num(event, "vz"))
             for st in self._views(state, ts):
                 if ping_ms is not None:
                     st.ping_ms = ping_ms

@@ -10,7 +10,12 @@ memory, so the share of the tracking it does has no such delay.
 For each tick of tracking, :func:`lag_terms` compares the crosshair's error
 ``e`` (crosshair minus the direction to the target's chest) with ``L_d``,
 the error a tracker delayed by ``d`` would make if it aimed exactly at its
-extrapolation, for every ``d`` of :data:`LAG_GRID_MS`. :class:`LagFit` sums
+extrapolation, for every ``d`` of :data:`LAG_GRID_MS`. The extrapolation
+uses the velocity the server reports with each position when there is one:
+published positions are a few ms late by a lateness that changes every
+tick, and a velocity differenced from two of them over one tick carries
+that noise times ``d / tick`` (three times over at 150 ms and 20 Hz), and
+noise in ``L_d`` pulls every reading toward "no lag". :class:`LagFit` sums
 the products over a match and reads two numbers off them:
 
 - :meth:`LagFit.lag_ms`, the delay whose predicted errors leave the least
@@ -43,20 +48,24 @@ __all__ = [
     "add_terms",
     "lag_terms",
     "position_at",
+    "velocity_at",
 ]
 
 #: Candidate delays (ms); 0 is a tracker that sees the target where it is.
 LAG_GRID_MS: Final = (0, 50, 100, 150, 200, 250, 300)
 #: Delay at which :meth:`LagFit.gain` is read (a typical person's, ms).
 GAIN_AT_MS: Final = 150
-#: Velocity of the target read over this span before the delayed instant (ms).
+#: Without a reported velocity, the target's is read over this span before the delayed instant (ms).
 VELOCITY_SPAN_MS: Final = 50
 #: Fewer ticks than this read no lag (the estimate would be noise).
 MIN_TICKS: Final = 20
 
 
 class Point(Protocol):
-    """A player's feet at ``ts``, from the position history (``features.Sample`` is one)."""
+    """A player's feet at ``ts`` and velocity (NaN when not reported), from the position history.
+
+    ``features.Sample`` is one.
+    """
 
     @property
     def ts(self) -> int: ...
@@ -66,6 +75,12 @@ class Point(Protocol):
     def y(self) -> float: ...
     @property
     def z(self) -> float: ...
+    @property
+    def vx(self) -> float: ...
+    @property
+    def vy(self) -> float: ...
+    @property
+    def vz(self) -> float: ...
 
 
 class LagTerms(NamedTuple):
@@ -98,6 +113,31 @@ def position_at(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[f
     return None
 
 
+def velocity_at(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[float, float, float] | None:
+    """The reported velocity at ``ts`` (m/s), linear between the two samples around it.
+
+    None where :func:`position_at` would be, or when either sample has no
+    finite velocity (the game does not report one).
+    """
+    if not history or ts < history[0].ts or ts > history[-1].ts:
+        return None
+    for k in range(len(history) - 1, -1, -1):
+        a = history[k]
+        if a.ts <= ts:
+            va = (a.vx, a.vy, a.vz)
+            if not all(math.isfinite(v) for v in va):
+                return None
+            if a.ts == ts:
+                return va
+            b = history[k + 1]
+            vb = (b.vx, b.vy, b.vz)
+            if b.ts - a.ts > max_gap_ms or not all(math.isfinite(v) for v in vb):
+                return None
+            w = (ts - a.ts) / (b.ts - a.ts)
+            return va[0] + (vb[0] - va[0]) * w, va[1] + (vb[1] - va[1]) * w, va[2] + (vb[2] - va[2]) * w
+    return None
+
+
 def lag_terms(shooter: Point, yaw: float, pitch: float, target: Sequence[Point],
               lim: Limits, max_gap_ms: int) -> LagTerms | None:
     """The products of one tick of tracking; None when the history is too short.
@@ -120,11 +160,16 @@ def lag_terms(shooter: Point, yaw: float, pitch: float, target: Sequence[Point],
             ll.append(0.0)
             continue
         then = position_at(target, shooter.ts - d, max_gap_ms)
-        before = position_at(target, shooter.ts - d - VELOCITY_SPAN_MS, max_gap_ms)
-        if then is None or before is None:
+        if then is None:
             return None
-        k = d / VELOCITY_SPAN_MS
-        seen = tuple(then[i] + (then[i] - before[i]) * k for i in range(3))
+        vel = velocity_at(target, shooter.ts - d, max_gap_ms)
+        if vel is None:
+            before = position_at(target, shooter.ts - d - VELOCITY_SPAN_MS, max_gap_ms)
+            if before is None:
+                return None
+            rate = 1000.0 / VELOCITY_SPAN_MS
+            vel = ((then[0] - before[0]) * rate, (then[1] - before[1]) * rate, (then[2] - before[2]) * rate)
+        seen = tuple(then[i] + vel[i] * (d / 1000.0) for i in range(3))
         sy, sp = aim_angles(eye, (seen[0], seen[1], seen[2] + lim.chest_height_m))
         ly, lp = wrap_deg(sy - ty) * cos_p, sp - tp
         el.append(ey * ly + ep * lp)

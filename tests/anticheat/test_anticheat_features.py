@@ -485,3 +485,17 @@ def test_on_the_simulator_honest_hands_follow_late_and_humanised_aimbots_do_not(
     bot = statistics.median(v for p, v in lag.items() if p in bots)
     assert 80.0 <= honest <= 200.0
     assert bot < honest - 50.0
+
+    # The lag is read with the velocity the server reports; differenced from
+    # the published (slightly late) positions instead, an honest hand's
+    # gain reads lower, toward a bot's.
+    def honest_gain(events: list[dict]) -> float:
+        state = MatchFeatures("m")
+        run(state, events)
+        gains = [v["track_lag_gain"] for p, v in state.vectors().items() if p not in bots]
+        return statistics.median(g for g in gains if not math.isnan(g))
+
+    reported = honest_gain(rec.events)
+    differenced = honest_gain([{k: v for k, v in e.items() if k not in ("vx", "vy", "vz")} for e in rec.events])
+    assert 0.75 <= reported <= 1.1
+    assert differenced < reported - 0.05
