@@ -92,8 +92,8 @@ class LagTerms(NamedTuple):
     ll: tuple[float, ...]
 
 
-def position_at(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[float, float, float] | None:
-    """The position at ``ts``, linear between the two samples around it.
+def _around(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[Point, Point, float] | None:
+    """The samples at or around ``ts`` and the later one's weight (0 on a sample itself).
 
     None outside the history or across a gap longer than ``max_gap_ms``
     (a respawn or lost packets: nothing to interpolate).
@@ -104,13 +104,21 @@ def position_at(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[f
         a = history[k]
         if a.ts <= ts:
             if a.ts == ts:
-                return a.x, a.y, a.z
+                return a, a, 0.0
             b = history[k + 1]
             if b.ts - a.ts > max_gap_ms:
                 return None
-            w = (ts - a.ts) / (b.ts - a.ts)
-            return a.x + (b.x - a.x) * w, a.y + (b.y - a.y) * w, a.z + (b.z - a.z) * w
+            return a, b, (ts - a.ts) / (b.ts - a.ts)
     return None
+
+
+def position_at(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[float, float, float] | None:
+    """The position at ``ts``, linear between the two samples around it (None as ``_around``)."""
+    around = _around(history, ts, max_gap_ms)
+    if around is None:
+        return None
+    a, b, w = around
+    return a.x + (b.x - a.x) * w, a.y + (b.y - a.y) * w, a.z + (b.z - a.z) * w
 
 
 def velocity_at(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[float, float, float] | None:
@@ -119,23 +127,13 @@ def velocity_at(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[f
     None where :func:`position_at` would be, or when either sample has no
     finite velocity (the game does not report one).
     """
-    if not history or ts < history[0].ts or ts > history[-1].ts:
+    around = _around(history, ts, max_gap_ms)
+    if around is None:
         return None
-    for k in range(len(history) - 1, -1, -1):
-        a = history[k]
-        if a.ts <= ts:
-            va = (a.vx, a.vy, a.vz)
-            if not all(math.isfinite(v) for v in va):
-                return None
-            if a.ts == ts:
-                return va
-            b = history[k + 1]
-            vb = (b.vx, b.vy, b.vz)
-            if b.ts - a.ts > max_gap_ms or not all(math.isfinite(v) for v in vb):
-                return None
-            w = (ts - a.ts) / (b.ts - a.ts)
-            return va[0] + (vb[0] - va[0]) * w, va[1] + (vb[1] - va[1]) * w, va[2] + (vb[2] - va[2]) * w
-    return None
+    a, b, w = around
+    if not all(math.isfinite(v) for v in (a.vx, a.vy, a.vz, b.vx, b.vy, b.vz)):
+        return None
+    return a.vx + (b.vx - a.vx) * w, a.vy + (b.vy - a.vy) * w, a.vz + (b.vz - a.vz) * w
 
 
 def lag_terms(shooter: Point, yaw: float, pitch: float, target: Sequence[Point],
