@@ -805,15 +805,16 @@ class MatchFeatures:
         lag = ZERO_TERMS
         last = state.last_aimed
         if last is not None and last[1] == target_state.player and 0 < shot.ts - last[0] <= self.config.lag_gap_ms:
-            errors, jitter, lag = self._tracking(state, target_state, shot, last[0])
-            if shot.ts - last[0] > self.config.track_gap_ms:
-                errors, jitter = (), ()
+            # Error and jitter read one burst (shots at most track_gap_ms
+            # apart); the lag reads across the burst pauses too.
+            burst = shot.ts - last[0] <= self.config.track_gap_ms
+            errors, jitter, lag = self._tracking(state, target_state, shot, last[0], burst=burst)
         state.last_aimed = (shot.ts, target_state.player)
         return ShotReading(error, on_box, self._turn_at(state, shot), engage, reaction,
                            delay, flick, errors, jitter, lag), target_state
 
     def _tracking(self, shooter: PlayerState, target: PlayerState, shot: Sample,
-                  since_ts: int) -> tuple[tuple[float, ...], tuple[float, ...], LagTerms]:
+                  since_ts: int, *, burst: bool) -> tuple[tuple[float, ...], tuple[float, ...], LagTerms]:
         """The crosshair against the target over the ticks between two shots of one burst.
 
         Between the shots of a burst the shooter is following the target, so
@@ -826,7 +827,8 @@ class MatchFeatures:
         against trackers that see the target late (:mod:`anticheat.tracking_lag`):
         a hand follows a target's turns a visuomotor delay late, a bot does
         not. Only ticks where both players' positions share a timestamp
-        (one server tick) are read.
+        (one server tick) are read. Outside a ``burst`` (a pause between
+        bursts) only the lag is read: errors and jitter come back empty.
         """
         lim, step = self.config.limits, self.config.max_step_ms
         end = _after(shooter.history, shot.ts).ts
@@ -841,10 +843,12 @@ class MatchFeatures:
             if t.ts != s.ts:
                 prev = None
                 continue
-            errors.append(_error_to(s, t, lim))
             terms = lag_terms(s, s.yaw, s.pitch, target.history, lim, step)
             if terms is not None:
                 lag = add_terms(lag, terms)
+            if not burst:
+                continue
+            errors.append(_error_to(s, t, lim))
             ty, tp = aim_angles((s.x, s.y, s.z + lim.eye_height_m), (t.x, t.y, t.z + lim.chest_height_m))
             ey, ep = wrap_deg(s.yaw - ty) * math.cos(math.radians(tp)), s.pitch - tp
             if prev is not None and 0 < s.ts - prev[0] <= step:
