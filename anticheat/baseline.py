@@ -48,10 +48,12 @@ import numpy.typing as npt
 
 from anticheat.features import FEATURE_NAMES
 from anticheat.model import Policy, Verdict, threshold_for_fpr, to_matrix
+from gamebus.events import DEFAULT_TOPICS, HISTORY_TOPIC
 
 __all__ = [
     "BASELINE_FEATURES",
     "HISTORY_MATCHES",
+    "HISTORY_MAX_AGE_MS",
     "MIN_HISTORY",
     "AccountHistory",
     "BaselineModel",
@@ -74,6 +76,12 @@ BASELINE_FEATURES: Final[tuple[str, ...]] = tuple(n for n in FEATURE_NAMES if n 
 MIN_HISTORY: Final = 2
 #: Unflagged matches kept per account (the most recent).
 HISTORY_MATCHES: Final = 8
+#: A judged match older than this (event time, ms) no longer counts: the
+#: history topic's retention, so a worker that has run for months judges an
+#: account against the same matches as one restarted today, which can only
+#: read back what the topic still holds.
+HISTORY_MAX_AGE_MS: Final[int] = next(
+    s.retention_ms or 0 for s in DEFAULT_TOPICS if s.name == HISTORY_TOPIC)
 #: |z| is capped: one feature that never moved for this account cannot decide alone.
 _Z_CAP: Final = 6.0
 #: Ratio-scale features are compared as logs; a zero reads as this.
@@ -312,22 +320,47 @@ class AccountHistory:
 
     Matches are keyed by match id: a worker adds the matches it judged
     itself and, from the history topic, those every other worker judged, so
-    the same match arriving twice counts once.
+    the same match arriving twice counts once. Each match carries its event
+    time (``ts``, ms): at most ``keep`` of them count, none older than
+    ``max_age_ms`` before the match being judged (0: no limit), and
+    :meth:`prune` forgets accounts with nothing that recent, so a
+    long-running worker's memory holds only the accounts still playing.
     """
 
     keep: int = HISTORY_MATCHES
-    _matches: dict[str, deque[tuple[str, dict[str, float]]]] = field(default_factory=dict)
+    max_age_ms: int = HISTORY_MAX_AGE_MS
+    _matches: dict[str, deque[tuple[str, int, dict[str, float]]]] = field(default_factory=dict)
 
-    def history(self, account: str) -> tuple[dict[str, float], ...]:
-        return tuple(vec for _, vec in self._matches.get(account, ()))
+    def history(self, account: str, now_ts: int | None = None) -> tuple[dict[str, float], ...]:
+        """The account's matches, oldest first; with ``now_ts``, only those recent enough then."""
+        since = self._since(now_ts)
+        return tuple(vec for _, ts, vec in self._matches.get(account, ()) if ts >= since)
 
-    def add(self, account: str, vector: Mapping[str, float], match: str = "") -> bool:
+    def add(self, account: str, vector: Mapping[str, float], match: str = "", ts: int = 0) -> bool:
         """Remember an unflagged match of ``account`` (the oldest drops out); False if known."""
         seen = self._matches.setdefault(account, deque(maxlen=self.keep))
-        if match and any(m == match for m, _ in seen):
+        if match and any(m == match for m, _, _ in seen):
             return False
-        seen.append((match, dict(vector)))
+        entry = (match, ts, dict(vector))
+        if seen and ts < seen[-1][1]:  # a record from the topic older than one already held
+            ordered = sorted([*seen, entry], key=lambda e: e[1])
+            self._matches[account] = deque(ordered[-self.keep:], maxlen=self.keep)
+        else:
+            seen.append(entry)
         return True
+
+    def prune(self, now_ts: int) -> int:
+        """Forget every account whose newest match is too old at ``now_ts``; how many went."""
+        since = self._since(now_ts)
+        stale = [a for a, seen in self._matches.items() if not seen or seen[-1][1] < since]
+        for a in stale:
+            del self._matches[a]
+        return len(stale)
+
+    def _since(self, now_ts: int | None) -> float:
+        if now_ts is None or self.max_age_ms <= 0:
+            return -math.inf
+        return now_ts - self.max_age_ms
 
     def __len__(self) -> int:
         return len(self._matches)
@@ -364,9 +397,10 @@ def history_before(
 ) -> list[dict[str, float]]:
     """``player``'s history as the service kept it, rebuilt from ``anticheat.history`` records.
 
-    The judged clean matches (:func:`judged_vector`) before ``before_ts``,
-    oldest first, the last :data:`HISTORY_MATCHES` of them;
-    ``exclude_match`` (the match being explained) never counts.
+    The judged clean matches (:func:`judged_vector`) before ``before_ts``
+    and not older than :data:`HISTORY_MAX_AGE_MS` then, oldest first, the
+    last :data:`HISTORY_MATCHES` of them; ``exclude_match`` (the match being
+    explained) never counts.
     """
     judged: dict[str, tuple[int, dict[str, float]]] = {}
     for e in records:
@@ -374,6 +408,8 @@ def history_before(
         if vector is None or e["player"] != player or e["match"] == exclude_match:
             continue
         ts = int(e.get("ts", 0))
+        if HISTORY_MAX_AGE_MS and ts < before_ts - HISTORY_MAX_AGE_MS:
+            continue
         if ts < before_ts:
             judged[e["match"]] = (ts, vector)
     ordered = sorted(judged.values(), key=lambda tv: tv[0])

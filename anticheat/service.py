@@ -40,7 +40,7 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from anticheat.baseline import AccountHistory, history_event, judged_vector
 from anticheat.dataset import MIN_WINDOW_ALIVE_MS, SNAPSHOT_MS
@@ -52,6 +52,9 @@ from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC
 __all__ = ["CoreConfig", "Counters", "ScoringCore", "feature_config_for"]
 
 Ref = tuple[str, int, int]  # topic, partition, offset
+
+#: How often (event time) accounts with no recent enough match are forgotten.
+PRUNE_EVERY_MS: Final = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,7 @@ class ScoringCore:
         self.matches: dict[str, _Match] = {}
         #: Each account's recent unflagged matches, for the baseline.
         self.accounts = AccountHistory()
+        self._pruned_ts = -PRUNE_EVERY_MS  # event time of the last AccountHistory.prune
         self.counters = Counters()
         self.max_ts = 0
         self._seq = 0
@@ -371,7 +375,11 @@ class ScoringCore:
         base = self.bundle.baseline
         if base is None:
             return
-        histories = [self.accounts.history(name) for name, _ in final]
+        now = m.features.last_ts
+        if now - self._pruned_ts >= PRUNE_EVERY_MS:
+            self._pruned_ts = now
+            self.accounts.prune(now)
+        histories = [self.accounts.history(name, now) for name, _ in final]
         scores = base.score_many(histories, [vec for _, vec in final])
         for (name, vec), history, score in zip(final, histories, scores, strict=True):
             p = m.out(name)
@@ -395,7 +403,7 @@ class ScoringCore:
             if final_score is not None:
                 final_score["window"]["history"] = not p.alerted
             if not p.alerted:
-                self.accounts.add(name, vec, m.features.match)
+                self.accounts.add(name, vec, m.features.match, now)
                 out.append(history_event(m.features.match, m.features.last_ts, name, vec,
                                          self.bundle.version))
 
@@ -409,7 +417,9 @@ class ScoringCore:
         vector = judged_vector(event)
         if vector is None:
             return False
-        return self.accounts.add(event["player"], vector, event["match"])
+        ts = event.get("ts")
+        return self.accounts.add(event["player"], vector, event["match"],
+                                 ts if isinstance(ts, int) and not isinstance(ts, bool) else 0)
 
     def _evidence(self, m: _Match, player: str, extra: tuple[Any, ...] = ()) -> dict[str, Any]:
         p = m.out(player)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from anticheat.baseline import (
     BASELINE_FEATURES,
     HISTORY_MATCHES,
+    HISTORY_MAX_AGE_MS,
     MIN_HISTORY,
     AccountHistory,
     BaselineModel,
@@ -216,3 +217,43 @@ def test_an_analyst_rebuilds_a_players_history_from_its_history_records():
     assert [v[JITTER] for v in got] == [1.0, 3.0]  # oldest first; other types, later and this match left out
     many = [judged(f"n{i}", i, float(i)) for i in range(HISTORY_MATCHES + 3)]
     assert len(history_before(many, "a", before_ts=10_000)) == HISTORY_MATCHES
+    # A match older than the history topic's retention no longer counts, as in the service.
+    aged = [judged("old", 1_000, 1.0), judged("recent", 1_000 + HISTORY_MAX_AGE_MS, 2.0)]
+    assert [v[JITTER] for v in history_before(aged, "a", before_ts=2_000 + HISTORY_MAX_AGE_MS)] == [2.0]
+
+
+DAY_MS = 24 * 3_600_000
+
+
+def test_the_live_history_counts_only_matches_the_history_topic_still_holds():
+    memory = AccountHistory(keep=3)
+    start = 1_700_000_000_000
+    for k, days in enumerate([0, 30, 60, 95]):
+        assert memory.add("a", {JITTER: float(k)}, f"m{k}", start + days * DAY_MS)
+    # The 3 most recent are kept (days 30, 60, 95) ...
+    assert [v[JITTER] for v in memory.history("a", start + 100 * DAY_MS)] == [1.0, 2.0, 3.0]
+    # ... and 125 days in, the one from day 30 is past the topic's 90 days.
+    assert [v[JITTER] for v in memory.history("a", start + 125 * DAY_MS)] == [2.0, 3.0]
+    assert memory.history("a", start + 200 * DAY_MS) == ()
+    assert [v[JITTER] for v in memory.history("a")] == [1.0, 2.0, 3.0]  # no instant: no age limit
+    assert HISTORY_MAX_AGE_MS == 90 * DAY_MS
+
+
+def test_a_late_history_record_keeps_the_most_recent_matches():
+    memory = AccountHistory(keep=2)
+    memory.add("a", {JITTER: 2.0}, "m2", 2_000)
+    memory.add("a", {JITTER: 3.0}, "m3", 3_000)
+    memory.add("a", {JITTER: 1.0}, "m1", 1_000)  # another worker's record, read late from the topic
+    assert [v[JITTER] for v in memory.history("a")] == [2.0, 3.0]
+    memory.add("a", {JITTER: 2.5}, "m25", 2_500)
+    assert [v[JITTER] for v in memory.history("a")] == [2.5, 3.0]
+
+
+def test_accounts_not_seen_within_the_retention_are_forgotten():
+    memory = AccountHistory()
+    memory.add("gone", {JITTER: 1.0}, "m1", 0)
+    memory.add("back", {JITTER: 1.0}, "m2", 0)
+    memory.add("back", {JITTER: 2.0}, "m3", 50 * DAY_MS)
+    assert memory.prune(100 * DAY_MS) == 1
+    assert len(memory) == 1 and memory.history("gone") == ()
+    assert [v[JITTER] for v in memory.history("back", 100 * DAY_MS)] == [2.0]
