@@ -397,23 +397,21 @@ def history_before(
 ) -> list[dict[str, float]]:
     """``player``'s history as the service kept it, rebuilt from ``anticheat.history`` records.
 
-    The judged clean matches (:func:`judged_vector`) before ``before_ts``
-    and not older than :data:`HISTORY_MAX_AGE_MS` then, oldest first, the
-    last :data:`HISTORY_MATCHES` of them; ``exclude_match`` (the match being
+    The judged clean matches (:func:`judged_vector`) before ``before_ts``,
+    kept by an :class:`AccountHistory` as the service keeps them (the last
+    :data:`HISTORY_MATCHES`, none older than :data:`HISTORY_MAX_AGE_MS` at
+    ``before_ts``), oldest first; ``exclude_match`` (the match being
     explained) never counts.
     """
-    judged: dict[str, tuple[int, dict[str, float]]] = {}
+    memory = AccountHistory()
     for e in records:
         vector = judged_vector(e)
         if vector is None or e["player"] != player or e["match"] == exclude_match:
             continue
         ts = int(e.get("ts", 0))
-        if HISTORY_MAX_AGE_MS and ts < before_ts - HISTORY_MAX_AGE_MS:
-            continue
         if ts < before_ts:
-            judged[e["match"]] = (ts, vector)
-    ordered = sorted(judged.values(), key=lambda tv: tv[0])
-    return [vec for _, vec in ordered[-HISTORY_MATCHES:]]
+            memory.add(player, vector, e["match"], ts)
+    return list(memory.history(player, before_ts))
 
 
 def replay_accounts(
