@@ -44,7 +44,15 @@ from typing import Any, Final, NamedTuple
 
 from anticheat.physics import Limits, aim_angles, angle_between, map_for, visible_many, wrap_deg
 from anticheat.stats import Histogram, Samples, quantile
-from anticheat.tracking_lag import ZERO_TERMS, LagFit, LagTerms, add_terms, lag_terms
+from anticheat.tracking_lag import (
+    ZERO_TERMS,
+    LagFit,
+    LagTerms,
+    TrackingError,
+    add_terms,
+    lag_terms,
+    tracking_error,
+)
 from gamebus.sim.weapons import hit_test
 from gamebus.sim.world import PLAYER_RADIUS_M, GameMap
 
@@ -287,7 +295,7 @@ class PlayerState:
         self.track_error = Samples(2048)
         self.track_jitter = Samples(2048)
         self.track_lag = LagFit()
-        self.last_aimed: tuple[int, str] | None = None  # (ts, target) of the last analysed shot
+        self.last_aimed: tuple[int, str] | None = None  # (tick, target) of the last analysed shot
         self.shot_turn = Samples()
         self.turn_fast = 0
         self.on_target = Samples()
@@ -803,50 +811,55 @@ class MatchFeatures:
         errors: tuple[float, ...] = ()
         jitter: tuple[float, ...] = ()
         lag = ZERO_TERMS
+        tick = _after(state.history, shot.ts).ts
         last = state.last_aimed
-        if last is not None and last[1] == target_state.player and 0 < shot.ts - last[0] <= self.config.lag_gap_ms:
+        if last is not None and last[1] == target_state.player and 0 < tick - last[0] <= self.config.lag_gap_ms:
             # Error and jitter read one burst (shots at most track_gap_ms
             # apart); the lag reads across the burst pauses too.
-            burst = shot.ts - last[0] <= self.config.track_gap_ms
-            errors, jitter, lag = self._tracking(state, target_state, shot, last[0], burst=burst)
-        state.last_aimed = (shot.ts, target_state.player)
+            burst = tick - last[0] <= self.config.track_gap_ms
+            errors, jitter, lag = self._tracking(state, target_state, last[0], tick, burst=burst)
+        state.last_aimed = (tick, target_state.player)
         return ShotReading(error, on_box, self._turn_at(state, shot), engage, reaction,
                            delay, flick, errors, jitter, lag), target_state
 
-    def _tracking(self, shooter: PlayerState, target: PlayerState, shot: Sample,
-                  since_ts: int, *, burst: bool) -> tuple[tuple[float, ...], tuple[float, ...], LagTerms]:
-        """The crosshair against the target over the ticks between two shots of one burst.
+    def _tracking(self, shooter: PlayerState, target: PlayerState, since_ts: int, end_ts: int,
+                  *, burst: bool) -> tuple[tuple[float, ...], tuple[float, ...], LagTerms]:
+        """The crosshair against the target over the ticks after ``since_ts`` up to ``end_ts``.
 
-        Between the shots of a burst the shooter is following the target, so
-        these ticks read the quality of tracking alone, free of reaction and
-        flick: the angular error to the nearer of chest and head each tick,
-        and the *jitter*, how fast the crosshair moves relative to the
-        target's chest from tick to tick (deg/s). A hand wobbles around a
-        moving target; an aimbot's smoothing holds it, so both are small for
-        it whatever the owner's skill would give. The same ticks are read
+        The two are the ticks of two shots at the target. Between the shots
+        of a burst the shooter is following the target, so these ticks read
+        the quality of tracking alone, free of reaction and flick: the
+        angular error to the nearer of chest and head each tick, and the
+        *jitter*, how fast the crosshair moves relative to the target's
+        chest from tick to tick (deg/s). A hand wobbles around a moving
+        target; an aimbot's smoothing holds it, so both are small for it
+        whatever the owner's skill would give. The same ticks are read
         against trackers that see the target late (:mod:`anticheat.tracking_lag`):
         a hand follows a target's turns a visuomotor delay late, a bot does
-        not. Only ticks where both players' positions share a timestamp
-        (one server tick) are read. Outside a ``burst`` (a pause between
-        bursts) only the lag is read: errors and jitter come back empty.
+        not; the tick at ``since_ts`` (read by the previous shot) is where
+        the first change is measured from. Only ticks where both players'
+        positions share a timestamp (one server tick) are read. Outside a
+        ``burst`` (a pause between bursts) only the lag is read: errors and
+        jitter come back empty.
         """
         lim, step = self.config.limits, self.config.max_step_ms
-        end = _after(shooter.history, shot.ts).ts
         errors: list[float] = []
         jitter: list[float] = []
         lag = ZERO_TERMS
         prev: tuple[int, float, float] | None = None
+        before: TrackingError | None = None
         for s in shooter.history:
-            if not since_ts < s.ts <= end:
+            if not since_ts <= s.ts <= end_ts:
                 continue
             t = _at(target.history, s.ts)
             if t.ts != s.ts:
-                prev = None
+                prev = before = None
                 continue
-            terms = lag_terms(s, s.yaw, s.pitch, target.history, lim, step)
-            if terms is not None:
-                lag = add_terms(lag, terms)
-            if not burst:
+            now = tracking_error(s, s.yaw, s.pitch, target.history, lim, step)
+            if now is not None and before is not None and now.ts - before.ts <= step:
+                lag = add_terms(lag, lag_terms(before, now))
+            before = now
+            if s.ts == since_ts or not burst:
                 continue
             errors.append(_error_to(s, t, lim))
             ty, tp = aim_angles((s.x, s.y, s.z + lim.eye_height_m), (t.x, t.y, t.z + lim.chest_height_m))

@@ -7,21 +7,31 @@ reversed, a jump's arc) the crosshair keeps going the old way until the
 delay has passed. An aimbot reads where the target *is* from the game's
 memory, so the share of the tracking it does has no such delay.
 
-For each tick of tracking, :func:`lag_terms` compares the crosshair's error
-``e`` (crosshair minus the direction to the target's chest) with ``L_d``,
-the error a tracker delayed by ``d`` would make if it aimed exactly at its
-extrapolation, for every ``d`` of :data:`LAG_GRID_MS`. The extrapolation
-uses the velocity the server reports with each position when there is one:
-published positions are a few ms late by a lateness that changes every
-tick, and a velocity differenced from two of them over one tick carries
-that noise times ``d / tick`` (three times over at 150 ms and 20 Hz), and
-noise in ``L_d`` pulls every reading toward "no lag". :class:`LagFit` sums
-the products over a match and reads two numbers off them:
+For each tick of tracking, :func:`tracking_error` reads the crosshair's
+error ``e`` (crosshair minus the direction to the target's chest) and
+``L_d``, the error a tracker delayed by ``d`` would make if it aimed
+exactly at its extrapolation, for every ``d`` of :data:`LAG_GRID_MS`. The
+extrapolation uses the velocity the server reports with each position when
+there is one: published positions are a few ms late by a lateness that
+changes every tick, and a velocity differenced from two of them over one
+tick carries that noise times ``d / tick`` (three times over at 150 ms and
+20 Hz), and noise in ``L_d`` pulls every reading toward "no lag".
 
-- :meth:`LagFit.lag_ms`, the delay whose predicted errors leave the least
-  squared residual (``sum (e - L_d)^2``; the tracking error's own noise is
-  independent of ``L_d``, so it only adds a constant);
-- :meth:`LagFit.gain`, the least-squares slope of ``e`` on ``L_d`` at
+:func:`lag_terms` compares how ``e`` and each ``L_d`` *changed* from one
+tick to the next, not their values. Most of a hand's error is carried from
+tick to tick: an aim point held above the chest for a whole engagement
+(the head), a drift off the target that takes a quarter of a second to
+come back. Those add to ``e`` without any relation to the target's turns,
+and cancel in the change over one tick; what is left is what the delay
+predicts (what that gained on simulated matches is in docs/anticheat.md,
+"Tracking lag").
+:class:`LagFit` sums the products of the changes over a match and reads
+two numbers off them:
+
+- :meth:`LagFit.lag_ms`, the delay whose predicted changes leave the least
+  squared residual (``sum (de - dL_d)^2``; the change of the hand's own
+  noise is independent of ``dL_d``, so it only adds a constant);
+- :meth:`LagFit.gain`, the least-squares slope of ``de`` on ``dL_d`` at
   :data:`GAIN_AT_MS`: about 1 for a person with that delay, less for a
   shorter one, and less again for a bot that does part of the tracking.
 
@@ -45,6 +55,7 @@ __all__ = [
     "LagFit",
     "LagTerms",
     "Point",
+    "TrackingError",
     "add_terms",
     "lag_terms",
     "position_at",
@@ -84,12 +95,24 @@ class Point(Protocol):
 
 
 class LagTerms(NamedTuple):
-    """One tick's (or a sum of ticks') products: ``e.e``, ``e.L_d`` and ``L_d.L_d`` per delay."""
+    """One tick's (or a sum of ticks') products: ``de.de``, ``de.dL_d`` and ``dL_d.dL_d`` per delay."""
 
     ticks: int
     ee: float
     el: tuple[float, ...]
     ll: tuple[float, ...]
+
+
+class TrackingError(NamedTuple):
+    """One tick's crosshair error and the delayed trackers' (deg; yaw scaled by the cosine of pitch).
+
+    ``lagged`` holds ``(yaw, pitch)`` of ``L_d`` for each ``d`` of :data:`LAG_GRID_MS`.
+    """
+
+    ts: int
+    yaw: float
+    pitch: float
+    lagged: tuple[tuple[float, float], ...]
 
 
 def _around(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[Point, Point, float] | None:
@@ -136,9 +159,9 @@ def velocity_at(history: Sequence[Point], ts: float, max_gap_ms: int) -> tuple[f
     return a.vx + (b.vx - a.vx) * w, a.vy + (b.vy - a.vy) * w, a.vz + (b.vz - a.vz) * w
 
 
-def lag_terms(shooter: Point, yaw: float, pitch: float, target: Sequence[Point],
-              lim: Limits, max_gap_ms: int) -> LagTerms | None:
-    """The products of one tick of tracking; None when the history is too short.
+def tracking_error(shooter: Point, yaw: float, pitch: float, target: Sequence[Point],
+                   lim: Limits, max_gap_ms: int) -> TrackingError | None:
+    """The errors of one tick of tracking; None when the target's history is too short.
 
     ``shooter`` and ``yaw``/``pitch`` are the tracking player's tick;
     ``target`` the target's position history up to that tick.
@@ -149,13 +172,10 @@ def lag_terms(shooter: Point, yaw: float, pitch: float, target: Sequence[Point],
     eye = (shooter.x, shooter.y, shooter.z + lim.eye_height_m)
     ty, tp = aim_angles(eye, (now[0], now[1], now[2] + lim.chest_height_m))
     cos_p = math.cos(math.radians(tp))
-    ey, ep = wrap_deg(yaw - ty) * cos_p, pitch - tp
-    el: list[float] = []
-    ll: list[float] = []
+    lagged: list[tuple[float, float]] = []
     for d in LAG_GRID_MS:
         if d == 0:
-            el.append(0.0)
-            ll.append(0.0)
+            lagged.append((0.0, 0.0))
             continue
         then = position_at(target, shooter.ts - d, max_gap_ms)
         if then is None:
@@ -169,7 +189,17 @@ def lag_terms(shooter: Point, yaw: float, pitch: float, target: Sequence[Point],
             vel = ((then[0] - before[0]) * rate, (then[1] - before[1]) * rate, (then[2] - before[2]) * rate)
         seen = tuple(then[i] + vel[i] * (d / 1000.0) for i in range(3))
         sy, sp = aim_angles(eye, (seen[0], seen[1], seen[2] + lim.chest_height_m))
-        ly, lp = wrap_deg(sy - ty) * cos_p, sp - tp
+        lagged.append((wrap_deg(sy - ty) * cos_p, sp - tp))
+    return TrackingError(shooter.ts, wrap_deg(yaw - ty) * cos_p, pitch - tp, tuple(lagged))
+
+
+def lag_terms(before: TrackingError, now: TrackingError) -> LagTerms:
+    """The products of how the errors changed from tick ``before`` to tick ``now``."""
+    ey, ep = now.yaw - before.yaw, now.pitch - before.pitch
+    el: list[float] = []
+    ll: list[float] = []
+    for (ny, np_), (by, bp) in zip(now.lagged, before.lagged, strict=True):
+        ly, lp = ny - by, np_ - bp
         el.append(ey * ly + ep * lp)
         ll.append(ly * ly + lp * lp)
     return LagTerms(1, ey * ey + ep * ep, tuple(el), tuple(ll))
@@ -187,7 +217,7 @@ ZERO_TERMS: Final = LagTerms(0, 0.0, (0.0,) * len(LAG_GRID_MS), (0.0,) * len(LAG
 
 @dataclass(slots=True)
 class LagFit:
-    """The products summed over the ticks a player tracked (see the module doc)."""
+    """The products summed over the tick-to-tick changes a player tracked (see the module doc)."""
 
     terms: LagTerms = field(default=ZERO_TERMS)
 
@@ -195,7 +225,7 @@ class LagFit:
         self.terms = add_terms(self.terms, t)
 
     def lag_ms(self) -> float:
-        """The delay (ms) whose predicted errors fit best; NaN with too few ticks.
+        """The delay (ms) whose predicted changes fit best; NaN with too few ticks.
 
         A parabola through the best grid point and its neighbours places
         the minimum between grid points.
@@ -214,7 +244,7 @@ class LagFit:
         return float(grid[k] + shift * (grid[k + 1] - grid[k]))
 
     def gain(self) -> float:
-        """Slope of the error on a :data:`GAIN_AT_MS`-late tracker's; NaN with too few ticks."""
+        """Slope of the error's change on a :data:`GAIN_AT_MS`-late tracker's; NaN with too few ticks."""
         t = self.terms
         k = LAG_GRID_MS.index(GAIN_AT_MS)
         if t.ticks < MIN_TICKS or t.ll[k] <= 0.0:

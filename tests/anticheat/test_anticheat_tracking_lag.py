@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 
 import pytest
 from hypothesis import given, settings
@@ -17,8 +18,10 @@ from anticheat.tracking_lag import (
     MIN_TICKS,
     VELOCITY_SPAN_MS,
     LagFit,
+    TrackingError,
     lag_terms,
     position_at,
+    tracking_error,
     velocity_at,
 )
 
@@ -43,19 +46,25 @@ def _seen(ts: int, delay_ms: int) -> tuple[float, float, float]:
     return tuple(a + (a - b) * k for a, b in zip(then, before, strict=True))  # type: ignore[return-value]
 
 
+def _add_ticks(fit: LagFit, errors: list[TrackingError | None]) -> LagFit:
+    """Fold consecutive ticks' errors into ``fit`` as the service does: one change per pair."""
+    for before, now in zip(errors, errors[1:]):
+        assert before is not None and now is not None
+        fit.add(lag_terms(before, now))
+    return fit
+
+
 def _fit(delay_ms: int, pull: float = 0.0, ticks: int = 60) -> LagFit:
     """A tracker ``delay_ms`` late, of which a bot does ``pull`` from where the target is."""
-    fit = LagFit()
     eye = (0.0, 0.0, LIM.eye_height_m)
-    for k in range(ticks):
+    errors = []
+    for k in range(ticks + 1):
         ts = 1000 + k * TICK_MS
         seen, now = _seen(ts, delay_ms), _strafe(ts)
         point = tuple(s * (1.0 - pull) + n * pull for s, n in zip(seen, now, strict=True))
         yaw, pitch = aim_angles(eye, (point[0], point[1], point[2] + LIM.chest_height_m))
-        terms = lag_terms(SHOOTER._replace(ts=ts), yaw, pitch, _target_history(ts), LIM, 250)
-        assert terms is not None
-        fit.add(terms)
-    return fit
+        errors.append(tracking_error(SHOOTER._replace(ts=ts), yaw, pitch, _target_history(ts), LIM, 250))
+    return _add_ticks(LagFit(), errors)
 
 
 def test_position_between_two_ticks_is_interpolated_and_nothing_is_read_across_a_gap():
@@ -97,6 +106,52 @@ def test_a_bot_doing_part_of_the_tracking_looks_like_a_shorter_delay():
     assert bot < human - 40.0
 
 
+def _ad_strafe(ts: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """15 m ahead, strafing at 4 m/s and reversing at once every 400 ms (position, velocity)."""
+    leg, into = divmod(ts, 400)
+    right = leg % 2 == 0
+    y = (into if right else 400 - into) * 4.0 / 1000.0 - 0.8
+    return (15.0, y, 0.0), (0.0, 4.0 if right else -4.0, 0.0)
+
+
+def _drifting_fit(delay_ms: int, seed: int, *, ticks: int = 60) -> LagFit:
+    """A hand ``delay_ms`` late on the A-D strafe, drifting off by 1 deg over a quarter of a second."""
+    rng = random.Random(seed)
+    history = [Sample(ts, *_ad_strafe(ts)[0], 0.0, 0.0, *_ad_strafe(ts)[1])
+               for ts in range(0, 1000 + (ticks + 1) * TICK_MS, TICK_MS)]
+    eye = (0.0, 0.0, LIM.eye_height_m)
+    keep = math.exp(-TICK_MS / 250.0)
+    drift = [0.0, 0.0]
+    errors = []
+    for k in range(ticks + 1):
+        ts = 1000 + k * TICK_MS
+        then, v = _ad_strafe(ts - delay_ms)
+        seen = tuple(p + u * delay_ms / 1000.0 for p, u in zip(then, v, strict=True))
+        yaw, pitch = aim_angles(eye, (seen[0], seen[1], seen[2] + LIM.chest_height_m))
+        drift = [d * keep + rng.gauss(0.0, 1.0) * math.sqrt(1.0 - keep * keep) for d in drift]
+        upto = [h for h in history if h.ts <= ts]
+        errors.append(tracking_error(SHOOTER._replace(ts=ts), yaw + drift[0], pitch + drift[1], upto, LIM, 250))
+    return _add_ticks(LagFit(), errors)
+
+
+def test_a_hands_slow_drift_hardly_moves_the_reading_on_a_strafe_that_reverses():
+    # The delay shows where the target turns: a late tracker keeps going the
+    # old way, then catches up, a sharp change from one tick to the next.
+    # A hand's own error drifts off and back over a quarter of a second,
+    # mostly carried from tick to tick. Read on the changes, the drift
+    # cancels: across 40 hands the gain spreads by 0.068 and the lag by
+    # 1.1 ms; read on the errors themselves, by 0.123 and 3.8 ms.
+    gains, lags = [], []
+    for seed in range(1, 41):
+        fit = _drifting_fit(150, seed)
+        gains.append(fit.gain())
+        lags.append(fit.lag_ms())
+    assert statistics.fmean(gains) == pytest.approx(1.0, abs=0.03)
+    assert statistics.stdev(gains) < 0.09
+    assert 130.0 <= statistics.fmean(lags) <= 155.0
+    assert statistics.stdev(lags) < 2.0
+
+
 def test_too_few_ticks_read_nothing():
     fit = _fit(150, ticks=MIN_TICKS - 1)
     assert math.isnan(fit.lag_ms())
@@ -105,7 +160,7 @@ def test_too_few_ticks_read_nothing():
 
 def test_a_tick_without_the_targets_past_reads_nothing():
     history = _target_history(1000)[-3:]  # 100 ms of history: not enough for any delay
-    assert lag_terms(SHOOTER._replace(ts=1000), 0.0, 0.0, history, LIM, 250) is None
+    assert tracking_error(SHOOTER._replace(ts=1000), 0.0, 0.0, history, LIM, 250) is None
 
 
 def test_reported_velocity_is_interpolated_and_a_missing_one_reads_nothing():
@@ -139,18 +194,16 @@ def _published_fit(delay_ms: int, *, report_velocity: bool, late_sd_ms: float = 
         late = min(abs(rng.gauss(0.0, 1.0)), 3.0) * late_sd_ms
         v = _strafe_velocity(ts) if report_velocity else (math.nan,) * 3
         history.append(Sample(ts, *_strafe(ts - late), 0.0, 0.0, *v))
-    fit = LagFit()
     eye = (0.0, 0.0, LIM.eye_height_m)
-    for k in range(80):
+    errors = []
+    for k in range(81):
         ts = 1000 + k * TICK_MS
         then, v = _strafe(ts - delay_ms), _strafe_velocity(ts - delay_ms)
         seen = tuple(p + u * delay_ms / 1000.0 for p, u in zip(then, v, strict=True))
         yaw, pitch = aim_angles(eye, (seen[0], seen[1], seen[2] + LIM.chest_height_m))
         upto = [h for h in history if h.ts <= ts]
-        terms = lag_terms(SHOOTER._replace(ts=ts), yaw, pitch, upto, LIM, 250)
-        assert terms is not None
-        fit.add(terms)
-    return fit
+        errors.append(tracking_error(SHOOTER._replace(ts=ts), yaw, pitch, upto, LIM, 250))
+    return _add_ticks(LagFit(), errors)
 
 
 def test_the_reported_velocity_keeps_late_published_positions_from_hiding_the_lag():
