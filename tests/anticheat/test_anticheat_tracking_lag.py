@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -48,7 +49,7 @@ def _seen(ts: int, delay_ms: int) -> tuple[float, float, float]:
 
 def _add_ticks(fit: LagFit, errors: list[TrackingError | None]) -> LagFit:
     """Fold consecutive ticks' errors into ``fit`` as the service does: one change per pair."""
-    for before, now in zip(errors, errors[1:]):
+    for before, now in pairwise(errors):
         assert before is not None and now is not None
         fit.add(lag_terms(before, now))
     return fit
