@@ -417,11 +417,12 @@ def test_shots_too_far_apart_are_not_one_burst_and_read_no_tracking():
     assert math.isnan(v["track_jitter_median_deg_s"])
 
 
-def _strafing_duel(delay_ms):
+def _strafing_duel(delay_ms, shots=None):
     """The target strafes 0.5 m either way; the shooter aims where it saw it ``delay_ms`` ago.
 
     Extrapolated along the motion it saw then (the last 50 ms), as a hand
-    tracking a target does; bursts of shots 250 ms apart frame the ticks.
+    tracking a target does; ``shots`` frame the ticks (by default bursts of
+    shots 250 ms apart).
     """
 
     def path(ts):
@@ -432,7 +433,7 @@ def _strafing_duel(delay_ms):
         k = delay_ms / 50.0
         return _aim_at(x1 + (x1 - x0) * k, y1 + (y1 - y0) * k)
 
-    return _duel(aim, 0, path, shots=list(range(1600, 4400, 250)))
+    return _duel(aim, 0, path, shots=shots or list(range(1600, 4400, 250)))
 
 
 def test_tracking_lag_reads_how_late_the_crosshair_follows_a_strafing_target():
@@ -442,6 +443,14 @@ def test_tracking_lag_reads_how_late_the_crosshair_follows_a_strafing_target():
     locked = _strafing_duel(0)  # where the target is: what an aimbot reads from memory
     assert locked["track_lag_ms"] == 0.0
     assert locked["track_lag_gain"] == pytest.approx(0.0, abs=0.02)
+
+
+def test_the_lag_reads_across_a_pause_of_up_to_two_seconds_between_shots_at_one_target():
+    # Two taps 1.5 s apart: the hand kept following the target in between.
+    paused = _strafing_duel(150, shots=[1600, 3100])
+    assert 130.0 <= paused["track_lag_ms"] <= 160.0
+    # 2.5 s apart: the shooter may have looked away; the ticks read nothing.
+    assert math.isnan(_strafing_duel(150, shots=[1600, 4100])["track_lag_ms"])
 
 
 def test_one_burst_is_too_few_ticks_for_a_tracking_lag():
