@@ -39,7 +39,7 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final, NamedTuple
 
 from anticheat.physics import Limits, aim_angles, angle_between, map_for, visible_many, wrap_deg
@@ -57,6 +57,7 @@ from gamebus.sim.weapons import hit_test
 from gamebus.sim.world import PLAYER_RADIUS_M, GameMap
 
 __all__ = [
+    "FEATURES_REVISION",
     "FEATURE_NAMES",
     "FeatureConfig",
     "MatchFeatures",
@@ -64,6 +65,7 @@ __all__ = [
     "Sample",
     "ShotReading",
     "Window",
+    "feature_recipe",
     "shrink",
 ]
 
@@ -176,6 +178,38 @@ class FeatureConfig:
     window_step_ms: int = 10_000
     accuracy_prior: tuple[float, float] = (3.0, 7.0)
     headshot_prior: tuple[float, float] = (2.0, 8.0)
+
+
+#: Bump when a feature keeps its name but is read differently by the code
+#: (a change no tunable shows): models trained before then are refused.
+FEATURES_REVISION: Final = 1
+
+#: Tunables that come from the trained model rather than from this code.
+_LEARNED: Final = frozenset({"accuracy_prior", "headshot_prior"})
+
+
+def feature_recipe(config: FeatureConfig | None = None) -> dict[str, Any]:
+    """How this version reads a vector: :data:`FEATURES_REVISION` and ``config``'s tunables.
+
+    Saved with a model and checked on load, as plain data. The schema alone
+    does not tell apart two versions whose features keep their names but
+    read differently (the tracking lag across 1 s or 2 s pauses): a model
+    trained on one would score the other's vectors without a word, at an
+    alert rate nobody measured. The empirical-Bayes priors are left out;
+    they belong to the model, not to the code.
+    """
+    doc = asdict(config or FeatureConfig())
+    tunables = {k: _plain(v) for k, v in doc.items() if k not in _LEARNED}
+    return {"revision": FEATURES_REVISION, **tunables}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively: the form a skops document stores and loads back."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 class Sample(NamedTuple):

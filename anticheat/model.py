@@ -14,8 +14,10 @@ Three separate steps, as in river's ``score_one`` / ``classify``:
 - :func:`save` / :func:`load` persist with skops, never pickle: a model file
   cannot execute code on load. :func:`load` checks every type in the file
   against an explicit allow-list and refuses a file whose feature schema
-  differs from :data:`anticheat.features.FEATURE_NAMES`, since a model
-  scoring the wrong columns would be silently wrong.
+  differs from :data:`anticheat.features.FEATURE_NAMES`, or whose features
+  were read with other tunables (:func:`anticheat.features.feature_recipe`),
+  since a model scoring the wrong columns, or the right columns measured
+  another way, would be silently wrong.
 
 Scores are aggregated per player per match from two kinds of evidence: the
 best score of the match-long vectors (taken once a player has enough data,
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from anticheat.features import FEATURE_NAMES
+from anticheat.features import FEATURE_NAMES, feature_recipe
 from gamebus.errors import GamebusError
 
 if TYPE_CHECKING:
@@ -103,7 +105,7 @@ TRUSTED_TYPES: Final[tuple[str, ...]] = (
 
 
 class ModelRejected(GamebusError):
-    """A model file that will not be loaded: untrusted types or another schema."""
+    """A model file that will not be loaded: untrusted types, another schema or another recipe."""
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"model {path}: {reason}")
@@ -240,6 +242,8 @@ class ModelBundle:
     population: dict[str, list[float]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     baseline: BaselineModel | None = None  # accounts against their own history (anticheat.baseline)
+    #: How the features it was trained on were read (anticheat.features.feature_recipe).
+    recipe: dict[str, Any] = field(default_factory=feature_recipe)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -302,6 +306,7 @@ def save(bundle: ModelBundle, path: str | Path) -> Path:
         "version": bundle.version,
         "seed": int(bundle.seed),
         "feature_names": list(bundle.feature_names),
+        "feature_recipe": bundle.recipe,
         "supervised": bundle.scorer.supervised,
         "isolation": bundle.scorer.isolation,
         "iso_cutoff": float(bundle.scorer.iso_cutoff),
@@ -318,8 +323,28 @@ def save(bundle: ModelBundle, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, *, expected_features: Sequence[str] = FEATURE_NAMES) -> ModelBundle:
-    """Load a model saved by :func:`save`, refusing untrusted types and other schemas."""
+def _recipe_difference(recipe: object, expected: Mapping[str, Any]) -> str:
+    """Which of the features' tunables differ, the model's value first."""
+    if not isinstance(recipe, dict):
+        return "its features were read by a version that did not record how"
+    names = sorted(set(recipe) | set(expected))
+    changed = [f"{k}: {recipe.get(k, '-')!r} in the model, {expected.get(k, '-')!r} in this version"
+               for k in names if recipe.get(k) != expected.get(k)]
+    return "its features were read another way (" + "; ".join(changed) + ")"
+
+
+def load(
+    path: str | Path,
+    *,
+    expected_features: Sequence[str] = FEATURE_NAMES,
+    expected_recipe: Mapping[str, Any] | None = None,
+) -> ModelBundle:
+    """Load a model saved by :func:`save`, refusing untrusted types and other schemas.
+
+    ``expected_recipe`` defaults to this version's :func:`feature_recipe`;
+    a model whose features were read another way is refused like one with
+    other feature names.
+    """
     import skops.io as sio
 
     path = Path(path)
@@ -344,6 +369,10 @@ def load(path: str | Path, *, expected_features: Sequence[str] = FEATURE_NAMES) 
             + (", same names in another order" if not missing and not extra else "")
             + "); retrain with this version",
         )
+    recipe = doc.get("feature_recipe")
+    expected = dict(feature_recipe() if expected_recipe is None else expected_recipe)
+    if recipe != expected:
+        raise ModelRejected(str(path), _recipe_difference(recipe, expected) + "; retrain with this version")
     from anticheat.baseline import BaselineModel
 
     pol = doc["policy"]
@@ -362,4 +391,5 @@ def load(path: str | Path, *, expected_features: Sequence[str] = FEATURE_NAMES) 
         population={k: list(v) for k, v in doc.get("population", {}).items()},
         metrics=dict(doc.get("metrics", {})),
         baseline=None if base is None else BaselineModel.from_doc(base),
+        recipe=dict(recipe),
     )

@@ -98,6 +98,29 @@ def test_a_model_with_another_feature_schema_is_refused(bundle, tmp_path):
         model.load(path, expected_features=(*FEATURE_NAMES, "new_feature"))
 
 
+def test_a_model_whose_features_were_read_with_other_tunables_is_refused(bundle, tmp_path):
+    from anticheat.features import FeatureConfig, feature_recipe
+
+    path = model.save(bundle, tmp_path / "m.skops")
+    assert model.load(path).recipe == feature_recipe()
+    older = feature_recipe(FeatureConfig(lag_gap_ms=1000))
+    with pytest.raises(model.ModelRejected, match=r"lag_gap_ms: 2000 in the model, 1000 in this version"):
+        model.load(path, expected_recipe=older)
+    # the priors are learned, not read: a model's own priors never refuse it
+    assert model.load(path, expected_recipe=feature_recipe(FeatureConfig(accuracy_prior=(9.0, 1.0))))
+
+
+def test_a_model_that_did_not_record_its_feature_recipe_is_refused(bundle, tmp_path):
+    import skops.io as sio
+
+    path = model.save(bundle, tmp_path / "m.skops")
+    doc = sio.load(path, trusted=list(model.TRUSTED_TYPES))
+    del doc["feature_recipe"]
+    sio.dump(doc, path)
+    with pytest.raises(model.ModelRejected, match="did not record how; retrain"):
+        model.load(path)
+
+
 def test_a_file_with_untrusted_types_is_refused_before_loading(tmp_path):
     import os
 
