@@ -232,7 +232,8 @@ def test_triggerbot_fires_the_tick_the_crosshair_meets_the_target():
     v = _duel(aim, 2250, path)
     assert v["on_target_delay_median_ms"] == 0.0
     assert v["on_target_zero_frac"] == 1.0
-    assert v["cusum_trigger_max"] == pytest.approx(math.log(0.85 / 0.35))
+    # fired in the tick the view swept onto it: first contact while turning
+    assert v["cusum_trigger_max"] == pytest.approx(math.log(0.08 / 0.004))
 
 
 def test_follow_up_shots_do_not_count_as_new_reactions():
@@ -312,13 +313,27 @@ def test_eight_shots_fired_on_first_contact_make_a_full_trigger_window():
     assert v["win_max_hitbox_frac"] == 1.0
     assert v["win_min_error_deg"] == pytest.approx(0.0, abs=1e-6)
     assert v["on_target_zero_frac"] == 1.0
-    assert v["cusum_trigger_max"] == pytest.approx(8 * math.log(0.85 / 0.35))
+    assert v["cusum_trigger_max"] == pytest.approx(8 * math.log(0.08 / 0.004))
+
+
+def test_a_shot_off_the_hitbox_pulls_the_trigger_cusum_back_by_what_it_says():
+    # first contact, first contact, a steady shot off the hitbox, first contact
+    shots = [2000, 2300, 2600, 2900]
+    yaw_on, pitch_on = _aim_at(60.0, 75.0)
+
+    def aim(ts):
+        return (yaw_on, pitch_on) if ts in (2000, 2300, 2900) else (yaw_on + 10.0, pitch_on)
+
+    v = _duel(aim, 0, lambda ts: (60.0, 75.0), shots=shots)
+    first, off = math.log(0.08 / 0.004), math.log(0.045 / 0.53)
+    assert v["cusum_trigger_max"] == pytest.approx(3 * first + off)
 
 
 def test_a_human_settling_before_each_shot_has_no_trigger_shots():
     v = _burst(150)
     assert v["win_max_trigger_frac"] == 0.0
-    assert v["cusum_trigger_max"] == 0.0
+    # on the hitbox, steady, since an earlier tick: barely more a bot's than a human's
+    assert v["cusum_trigger_max"] == pytest.approx(8 * math.log(0.30 / 0.25))
     assert v["win_max_hitbox_frac"] == 1.0
     assert v["on_target_delay_median_ms"] == pytest.approx(150.0)
 
