@@ -8,8 +8,9 @@ It loads ``PATH`` the way ``gamebus anticheat run`` will; if the file is
 missing, was trained by a version of gamebus with other features or with
 features read another way (the loader refuses those), or lacks the
 per-account baseline asked for, it trains a new one with ``gamebus
-anticheat train`` into ``PATH``'s directory. A cached model that still fits costs a load, not a minute of
-training, and a stale one never leaves the demo without alerts.
+anticheat train`` into ``PATH``'s directory. A cached model that still
+fits costs a load, not a minute of training, and a stale one never leaves
+the demo without alerts.
 """
 
 from __future__ import annotations
