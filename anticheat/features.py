@@ -174,6 +174,10 @@ class FeatureConfig:
     burst_gap_ms: int = 1500
     history_ms: int = 3000
     turn_fast_deg_s: float = 90.0
+    #: A shot on the hitbox this soon after its target came into view opens
+    #: fire faster than a hand can see, flick and settle: 0.03% of honest
+    #: shots, 5% of a blatant triggerbot's (docs/anticheat.md, "Opening shots").
+    fast_engage_ms: int = 400
     window_ms: int = 20_000
     window_step_ms: int = 10_000
     accuracy_prior: tuple[float, float] = (3.0, 7.0)
@@ -183,7 +187,8 @@ class FeatureConfig:
 #: Bump when a feature keeps its name but is read differently by the code
 #: (a change no tunable shows): models trained before then are refused.
 #: 2: the trigger CUSUM reads contact and turning jointly (_TRIGGER_STEPS).
-FEATURES_REVISION: Final = 2
+#: 3: ... and whether the shot opens a burst, with fast openings apart.
+FEATURES_REVISION: Final = 3
 
 #: Tunables that come from the trained model rather than from this code.
 _LEARNED: Final = frozenset({"accuracy_prior", "headshot_prior"})
@@ -249,6 +254,7 @@ class ShotReading(NamedTuple):
     track_errors: tuple[float, ...] = ()  # per tick since the burst's previous shot, deg
     track_jitter: tuple[float, ...] = ()  # crosshair speed relative to the target, deg/s
     track_lag: LagTerms = ZERO_TERMS  # the same ticks against delayed trackers (anticheat.tracking_lag)
+    opens_burst: bool = True  # no earlier aimed shot at this target within track_gap_ms
 
 
 def shrink(successes: float, trials: float, prior: tuple[float, float]) -> float:
@@ -509,16 +515,20 @@ class PlayerState:
         if not math.isnan(r.delay_ms):
             self.on_target.add(r.delay_ms)
             self.on_target_zero += int(r.delay_ms <= 1.0)
-        self.window_shot(r.on_box, r.turn_deg_s >= self.config.turn_fast_deg_s)
+        fast_opening = r.on_box and r.engage_ms < self.config.fast_engage_ms  # NaN: not an opening
+        self.window_shot(r.on_box, r.turn_deg_s >= self.config.turn_fast_deg_s,
+                         opens=r.opens_burst, fast_opening=fast_opening)
 
     # --- the vector -------------------------------------------------------
 
-    def window_shot(self, on_box: bool, turning: bool = False) -> None:
+    def window_shot(self, on_box: bool, turning: bool = False, *, opens: bool = True,
+                    fast_opening: bool = False) -> None:
         """Fold the settled shot into the rolling window and keep its extremes."""
         trigger = on_box and self.last_delay <= 1.0  # fired the tick the crosshair met the hitbox
         locked = self.shot_error_last <= self.config.lock_deg
         contact = _CONTACT_FIRST if trigger else _CONTACT_ON if on_box else _CONTACT_OFF
-        steps = {"cusum_trigger_max": _TRIGGER_STEPS[contact, turning]}
+        trigger_step = _FAST_OPENING_STEP if fast_opening else _TRIGGER_STEPS[contact, turning, opens]
+        steps = {"cusum_trigger_max": trigger_step}
         for name, hit in (("cusum_hitbox_max", on_box), ("cusum_lock_max", locked),
                           ("cusum_turn_max", turning)):
             up, down = _CUSUM_STEPS[name]
@@ -859,9 +869,11 @@ class MatchFeatures:
             # apart); the lag reads across the burst pauses too.
             burst = tick - last[0] <= self.config.track_gap_ms
             errors, jitter, lag = self._tracking(state, target_state, last[0], tick, burst=burst)
+        opens = not (last is not None and last[1] == target_state.player
+                     and 0 < tick - last[0] <= self.config.track_gap_ms)
         state.last_aimed = (tick, target_state.player)
         return ShotReading(error, on_box, self._turn_at(state, shot), engage, reaction,
-                           delay, flick, errors, jitter, lag), target_state
+                           delay, flick, errors, jitter, lag, opens), target_state
 
     def _tracking(self, shooter: PlayerState, target: PlayerState, since_ts: int, end_ts: int,
                   *, burst: bool) -> tuple[tuple[float, ...], tuple[float, ...], LagTerms]:
@@ -1055,23 +1067,37 @@ _CONTACT_ON: Final = 1
 _CONTACT_FIRST: Final = 2
 
 #: The trigger's CUSUM steps, ln(P(shot | blatant triggerbot on) / P(shot |
-#: honest)), for each contact and whether the view was turning fast at the
-#: shot. Rates from 40 simulated matches of closet blatant triggerbots
-#: (2,004 shots while on, 23,284 honest; docs/anticheat.md, "Full-time
-#: against closet cheaters"). A bot fires as the crosshair crosses a target,
-#: a flick's sweep included: first contact while turning is 8% of its shots
-#: and 0.4% of a human's, who fires once the aim has settled; a shot off the
-#: hitbox is 4.5% of its shots and half of a human's. Read jointly, a few
-#: trigger pulls say as much as many read as "first contact or not" (whose
-#: rates, 70% against 20%, hide both).
-_TRIGGER_STEPS: Final[dict[tuple[int, bool], float]] = {
-    (_CONTACT_OFF, False): math.log(0.045 / 0.53),
-    (_CONTACT_OFF, True): math.log(0.005 / 0.008),
-    (_CONTACT_ON, False): math.log(0.30 / 0.25),
-    (_CONTACT_ON, True): math.log(0.015 / 0.011),
-    (_CONTACT_FIRST, False): math.log(0.56 / 0.20),
-    (_CONTACT_FIRST, True): math.log(0.08 / 0.004),
+#: honest)), for each contact, whether the view was turning fast at the shot
+#: and whether the shot opens a burst (no shot at this target in the last
+#: ``track_gap_ms``). Rates from 40 simulated matches of closet blatant
+#: triggerbots (2,010 shots while on, 23,362 honest; docs/anticheat.md,
+#: "Opening shots"), a cell never seen counted as half a shot. A bot fires as
+#: the crosshair crosses a target: first contact is two thirds of its shots
+#: and a fifth of a human's, and a bot's first contact mostly *opens* fire
+#: (33% of its shots against 6% of a human's, still view), where a human's
+#: comes inside a burst, the crosshair dragged back over a target it is
+#: already shooting. A shot off the hitbox inside a burst (spray) is 38% of
+#: a human's shots and 2% of a bot's.
+_TRIGGER_STEPS: Final[dict[tuple[int, bool, bool], float]] = {
+    # (contact, turning, opens): ln(bot rate / human rate)
+    (_CONTACT_OFF, False, False): math.log(0.020 / 0.38),
+    (_CONTACT_OFF, False, True): math.log(0.017 / 0.146),
+    (_CONTACT_OFF, True, False): math.log(0.00025 / 0.0045),
+    (_CONTACT_OFF, True, True): math.log(0.005 / 0.0045),
+    (_CONTACT_ON, False, False): math.log(0.24 / 0.176),
+    (_CONTACT_ON, False, True): math.log(0.035 / 0.081),
+    (_CONTACT_ON, True, False): math.log(0.0045 / 0.0069),
+    (_CONTACT_ON, True, True): math.log(0.0005 / 0.0037),
+    (_CONTACT_FIRST, False, False): math.log(0.205 / 0.135),
+    (_CONTACT_FIRST, False, True): math.log(0.33 / 0.060),
+    (_CONTACT_FIRST, True, False): math.log(0.008 / 0.0017),
+    (_CONTACT_FIRST, True, True): math.log(0.078 / 0.0022),
 }
+
+#: A shot on the hitbox fired under ``fast_engage_ms`` after its target came
+#: into view, whatever the contact: 5.4% of the bot's shots, 0.03% of a
+#: human's (7 of 23,362), whose reaction, flick and settling take longer.
+_FAST_OPENING_STEP: Final = math.log(0.054 / 0.0003)
 
 
 def _flick_ms_per_bit(chrono: list[Sample], targets: list[Sample], errors: list[float],
