@@ -863,14 +863,17 @@ class MatchFeatures:
         jitter: tuple[float, ...] = ()
         lag = ZERO_TERMS
         tick = _after(state.history, shot.ts).ts
+        # The last aimed shot at this same target, read once for both gaps:
+        # None when there is none (another target, the first shot, or a
+        # shot in the same tick).
         last = state.last_aimed
-        if last is not None and last[1] == target_state.player and 0 < tick - last[0] <= self.config.lag_gap_ms:
+        since = last[0] if last is not None and last[1] == target_state.player and last[0] < tick else None
+        burst = since is not None and tick - since <= self.config.track_gap_ms
+        if since is not None and tick - since <= self.config.lag_gap_ms:
             # Error and jitter read one burst (shots at most track_gap_ms
             # apart); the lag reads across the burst pauses too.
-            burst = tick - last[0] <= self.config.track_gap_ms
-            errors, jitter, lag = self._tracking(state, target_state, last[0], tick, burst=burst)
-        opens = not (last is not None and last[1] == target_state.player
-                     and 0 < tick - last[0] <= self.config.track_gap_ms)
+            errors, jitter, lag = self._tracking(state, target_state, since, tick, burst=burst)
+        opens = not burst
         state.last_aimed = (tick, target_state.player)
         return ShotReading(error, on_box, self._turn_at(state, shot), engage, reaction,
                            delay, flick, errors, jitter, lag, opens), target_state
