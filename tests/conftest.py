@@ -5,6 +5,14 @@ from __future__ import annotations
 import socket
 
 import pytest
+from hypothesis import settings
+
+# Property tests assert what a decoder or a state machine does, never how
+# fast: on a shared 2-core CI box a single example can pass Hypothesis's
+# default 200 ms deadline while a training run or the broker suites share
+# the cores, and a deadline failure there says nothing about gamebus.
+settings.register_profile("gamebus", deadline=None)
+settings.load_profile("gamebus")
 
 
 def free_port() -> int:
