@@ -22,6 +22,13 @@ in them (:func:`snapshot_label`). Labels come from the simulator's side
 file and never from the events. The raw outcome counts are kept beside each
 snapshot so the empirical-Bayes shrinkage can be redone once the
 population prior is fitted on training players (:func:`reshrink`).
+
+A cheat that is on does not always act: a closet low-gravity cheater who
+never jumps while it is on, a speedhacker standing still, an aimbot's
+owner who never fires. :func:`cheat_shows` says which events could carry
+the cheat, and each record notes whether any did while it was on
+(``PlayerRecord.cheat_shown``), so a report can tell a cheat no detector
+could see from one that was missed.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ __all__ = [
     "PlayerRecord",
     "Snapshot",
     "build_records",
+    "cheat_shows",
     "replay_match",
     "reshrink",
     "simulate",
@@ -109,6 +117,9 @@ class PlayerRecord:
     shots: int = 0
     hits: int = 0
     headshots: int = 0
+    #: False for a cheater whose cheat was never on at an event that could
+    #: carry it (:func:`cheat_shows`); always True for honest players.
+    cheat_shown: bool = True
 
     @property
     def final_vector(self) -> dict[str, float] | None:
@@ -128,6 +139,41 @@ def simulate(seed: int, *, match_id: str, players: int, cheaters: float, **sim: 
                                      cheaters=cheaters, **sim)
 
 
+#: Cheats that act on every shot the player fires.
+_AIM_CHEATS = frozenset({"snap_aimbot", "humanised_aimbot", "triggerbot"})
+#: Slower than this (m/s, horizontal) a speed-up has nothing to multiply.
+_MOVING_MPS = 0.5
+
+
+def cheat_shows(kind: str, event: Mapping[str, Any], *, airborne_m: float = 0.05) -> bool:
+    """Whether ``event``, from a player with cheat ``kind`` switched on, could carry the cheat.
+
+    Fly acts only off the ground (low gravity shows in a jump, a hover is
+    off the ground), a speedhack only while the player moves, a teleport
+    at any position (it moves the player by itself), an aim cheat only on
+    a shot. Any other event carries none of them.
+
+    >>> cheat_shows("fly", {"type": "pos", "z": 0.0})
+    False
+    >>> cheat_shows("fly", {"type": "pos", "z": 0.8})
+    True
+    >>> cheat_shows("triggerbot", {"type": "shot"})
+    True
+    """
+    kind_of_event = event.get("type")
+    if kind in _AIM_CHEATS:
+        return kind_of_event == "shot"
+    if kind_of_event != "pos":
+        return False
+    if kind == "fly":
+        return float(event.get("z", 0.0)) > airborne_m
+    if kind == "speedhack":
+        if "vx" not in event or "vy" not in event:
+            return True  # no reported velocity: nothing says the player stood still
+        return float(event["vx"]) ** 2 + float(event["vy"]) ** 2 > _MOVING_MPS**2
+    return kind == "teleport"
+
+
 def _label_of(label: Any) -> dict[str, Any]:
     return label.to_dict() if hasattr(label, "to_dict") else dict(label)
 
@@ -139,6 +185,10 @@ def _cheat_seconds(intervals: Sequence[Sequence[int]], start: int, ts: int) -> f
         if hi > lo:
             total += hi - lo
     return total / 1000.0
+
+
+def _is_on(intervals: Sequence[Sequence[int]], ts: int) -> bool:
+    return any(a <= ts < b for a, b in intervals)
 
 
 def replay_match(
@@ -163,6 +213,8 @@ def replay_match(
     start = int(evs[0]["ts"])
     snaps: dict[str, list[Snapshot]] = {}
     fired: dict[str, list[str]] = {}
+    shown: set[str] = set()
+    airborne_m = (config or FeatureConfig()).airborne_m
     next_snap = start + snapshot_ms
     next_take = start + take_ms
 
@@ -197,6 +249,11 @@ def replay_match(
         feats.update(ev)
         for v in rules.update(ev, i):
             fired.setdefault(v.player, []).append(v.rule)
+        who = ev.get("player")
+        if isinstance(who, str) and who in truth and who not in shown:
+            truth_of = truth[who]
+            if _is_on(truth_of["on_intervals"], ts) and cheat_shows(truth_of["kind"], ev, airborne_m=airborne_m):
+                shown.add(who)
     take_windows()
     snapshot(int(evs[-1]["ts"]))
     out = []
@@ -210,6 +267,7 @@ def replay_match(
             closet=bool(t["closet"]) if t else False, skill=str(prof.get("skill", "")),
             ping_ms=float(prof.get("ping_ms", 0.0) or 0.0), rules=fired.get(name, []),
             snapshots=snaps.get(name, []), shots=shots, hits=hits, headshots=heads,
+            cheat_shown=t is None or name in shown,
         ))
     return out
 

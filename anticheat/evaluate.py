@@ -57,6 +57,10 @@ class GroupResult:
     policy_recall: float
     rule_recall: float
     flagged_recall: float
+    #: Cheaters whose cheat never acted while on (see ``dataset.cheat_shows``).
+    not_shown: int = 0
+    #: ``rule_recall`` among the others: what a rule could have seen.
+    rule_recall_shown: float = math.nan
 
 
 @dataclass(slots=True)
@@ -108,6 +112,7 @@ def evaluate_records(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tu
     scores = scores_of(bundle, records)
     labels = np.array([r.label for r in records])
     ruled = np.array([bool(r.rules) for r in records])
+    shown = np.array([r.cheat_shown for r in records])
     thr = bundle.policy.threshold
     clean = scores[labels == 0]
     flagged = (scores > thr) | ruled
@@ -121,6 +126,8 @@ def evaluate_records(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tu
             policy_recall=float(np.mean(cheat > thr)) if len(cheat) else math.nan,
             rule_recall=float(np.mean(ruled[mask])) if mask.any() else math.nan,
             flagged_recall=float(np.mean(flagged[mask])) if mask.any() else math.nan,
+            not_shown=int((mask & ~shown).sum()),
+            rule_recall_shown=float(np.mean(ruled[mask & shown])) if (mask & shown).any() else math.nan,
         )
 
     names = sorted({r.group for r in records if r.label})
@@ -373,8 +380,17 @@ def markdown(report: Report, *, command: str = "") -> str:
         f"{_pct(report.policy_fpr_heldout)} on these held-out clean players.",
         f"- Rules fired on {report.rule_false_positives} of {report.clean} clean players.",
         f"- Flagged by rules or model: {_pct(report.flagged_fpr)} of clean players.",
-        "",
     ]
+    ruled = [g for g in report.groups if g.group.split("/")[0] in RULE_KINDS]
+    if ruled:
+        lines.append(
+            "- Caught by rules among the cheaters whose cheat acted while it was on (fly: off the "
+            "ground; speedhack: moving; teleport: any position): "
+            + "; ".join(f"{g.group} {_pct(g.rule_recall_shown)} of {g.n - g.not_shown}"
+                        + (f" ({g.not_shown} never acted)" if g.not_shown else "") for g in ruled)
+            + "."
+        )
+    lines.append("")
     return "\n".join(lines)
 
 

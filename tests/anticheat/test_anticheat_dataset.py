@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from anticheat_traces import walk
+from typing import Any
 
-from anticheat.dataset import Snapshot, replay_match, snapshot_label
+from anticheat_traces import pos, shot, walk
+
+from anticheat.dataset import Snapshot, cheat_shows, replay_match, snapshot_label
 
 
 def _snap(start_s: float, end_s: float, cheat_s: float, *, window: bool) -> Snapshot:
@@ -42,3 +44,35 @@ def test_window_snapshots_carry_the_cheat_time_of_their_own_span():
     assert [snapshot_label(True, s) for s in cheat.snapshots if s.window] == [0, 1, 1]
     long = [(s.ts, s.cheat_s) for s in cheat.snapshots if not s.window]
     assert long == [(30_000, 10.0), (40_000, 10.0)]  # at 15 s only 14.95 s of play
+
+
+def test_a_cheat_shows_only_in_the_events_it_acts_on():
+    assert not cheat_shows("fly", pos(0, "p1", 0, 0, z=0.0))
+    assert cheat_shows("fly", pos(0, "p1", 0, 0, z=0.6))
+    assert not cheat_shows("speedhack", pos(0, "p1", 0, 0, vx=0.1, vy=0.0))
+    assert cheat_shows("speedhack", pos(0, "p1", 0, 0, vx=3.0, vy=4.0))
+    assert cheat_shows("speedhack", pos(0, "p1", 0, 0))  # no velocity reported: not excused
+    assert cheat_shows("teleport", pos(0, "p1", 0, 0))
+    for aim in ("snap_aimbot", "humanised_aimbot", "triggerbot"):
+        assert cheat_shows(aim, shot(0, "p1", yaw=0.0))
+        assert not cheat_shows(aim, pos(0, "p1", 0, 0))
+    assert not cheat_shows("fly", shot(0, "p1", yaw=0.0))
+
+
+def _hop(player: str, t0: int) -> list[dict[str, Any]]:
+    """A 0.4 s hop: off the ground for 7 ticks."""
+    return [pos(t0 + k * 50, player, 10.0, 30.0, z=0.5) for k in range(1, 8)]
+
+
+def test_a_record_says_whether_the_cheat_acted_while_it_was_on():
+    ground = [pos(t, p, 10.0, 30.0) for t in range(0, 30_000, 50) for p in ("p1", "p2", "p3")]
+    # p1 hops only before its cheat goes on; p2 hops while it is on.
+    events = [e for e in ground if not (e["player"] == "p1" and 2_000 < e["ts"] < 2_400)
+              and not (e["player"] == "p2" and 12_000 < e["ts"] < 12_400)]
+    events += _hop("p1", 2_000) + _hop("p2", 12_000)
+    labels = [{"match": "m1", "player": p, "kind": "fly", "intensity": "subtle",
+               "on_intervals": [[10_000, 20_000]], "closet": True} for p in ("p1", "p2")]
+    records = {r.player: r for r in replay_match(sorted(events, key=lambda e: e["ts"]), labels)}
+    assert records["p1"].cheat_shown is False
+    assert records["p2"].cheat_shown is True
+    assert records["p3"].cheat_shown is True  # honest

@@ -110,3 +110,21 @@ def test_the_service_alerts_when_an_account_turns_and_explains_it_against_its_ow
         assert len(core.accounts.history(name)) == sum(
             1 for k in range(4) if (f"turn-{k}", name) not in flagged and any(
                 a.name == name for a in rosters[k]))
+
+
+def test_the_report_counts_rules_only_on_cheaters_whose_cheat_acted():
+    def group(name: str, rule: float, shown: float, not_shown: int) -> evaluate.GroupResult:
+        return evaluate.GroupResult(name, 93, 1.0, 1.0, 1.0, 1.0, rule, 1.0,
+                                    not_shown=not_shown, rule_recall_shown=shown)
+
+    fly = group("fly/subtle", 91 / 93, 1.0, 2)
+    aim = group("snap_aimbot/blatant", 0.0, float("nan"), 0)
+    report = evaluate.Report(
+        matches=1, clean=10, cheaters=186, overall=group("all cheaters", 0.5, 1.0, 2),
+        groups=[fly, aim], policy_threshold=0.9, policy_fpr_train=0.01, policy_fpr_heldout=0.01,
+        rule_false_positives=0, flagged_fpr=0.01, model_version="v")
+    text = evaluate.markdown(report)
+    assert "| fly/subtle | 93 | 1.000 | 100.0% | 100.0% | 100.0% | 97.8% |" in text
+    line = next(x for x in text.splitlines() if x.startswith("- Caught by rules among"))
+    assert "fly/subtle 100.0% of 91 (2 never acted)" in line
+    assert "snap_aimbot" not in line
