@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 APT_PACKAGES := nats-server redis-server chromium firefox-esr
 NPM_STAMP := demo-client/node_modules/.installed
 
-.PHONY: all venv system-deps npm-deps test test-fast lint demo bench loadtest clean
+.PHONY: all venv system-deps npm-deps demo-model test test-fast lint demo bench loadtest clean
 
 all: test
 
@@ -36,11 +36,16 @@ $(NPM_STAMP): demo-client/package.json
 
 npm-deps: $(NPM_STAMP)
 
+# The demo's cached anti-cheat model, trained once per gamebus version (the
+# demo itself would train it on its first start, beside the running system).
+demo-model: venv
+	$(PY) -m gamebus.demo.model
+
 lint: venv
 	$(VENV)/bin/ruff check gamebus relay anticheat tests loadtests
 	$(VENV)/bin/mypy
 
-test: venv system-deps npm-deps lint
+test: venv system-deps npm-deps lint demo-model
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test-fast: venv

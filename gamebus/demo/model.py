@@ -4,12 +4,16 @@ Run as a one-shot step of the demo's process group::
 
     python -m gamebus.demo.model PATH --matches 16 --seed 1 --season-accounts 100
 
+and with no arguments (``make demo-model``, which ``make test`` runs) for
+the demo's own cache and recipe, so that the browser tests wait for alerts,
+not for a first training.
+
 It loads ``PATH`` the way ``gamebus anticheat run`` will; if the file is
 missing, was trained by a version of gamebus with other features or with
 features read another way (the loader refuses those), or lacks the
 per-account baseline asked for, it trains a new one with ``gamebus
 anticheat train`` into ``PATH``'s directory. A cached model that still
-fits costs a load, not a minute of training, and a stale one never leaves
+fits costs a load, not minutes of training, and a stale one never leaves
 the demo without alerts.
 """
 
@@ -80,14 +84,23 @@ def ensure_model(path: Path, *, matches: int, seed: int, season_accounts: int) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gamebus.demo.run import (
+        TRAIN_MATCHES,
+        TRAIN_SEASON_ACCOUNTS,
+        TRAIN_SEED,
+        default_model_path,
+    )
+
     parser = argparse.ArgumentParser(prog="python -m gamebus.demo.model", description=__doc__)
-    parser.add_argument("path", type=Path)
-    parser.add_argument("--matches", type=int, required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--season-accounts", type=int, required=True,
+    parser.add_argument("path", type=Path, nargs="?", default=None,
+                        help="model file (default: the demo's cache, ~/.cache/gamebus/models/...)")
+    parser.add_argument("--matches", type=int, default=TRAIN_MATCHES)
+    parser.add_argument("--seed", type=int, default=TRAIN_SEED)
+    parser.add_argument("--season-accounts", type=int, default=TRAIN_SEASON_ACCOUNTS,
                         help="accounts in the per-account baseline's training season (0: no baseline)")
     args = parser.parse_args(argv)
-    return ensure_model(args.path, matches=args.matches, seed=args.seed, season_accounts=args.season_accounts)
+    path = args.path if args.path is not None else default_model_path()
+    return ensure_model(path, matches=args.matches, seed=args.seed, season_accounts=args.season_accounts)
 
 
 if __name__ == "__main__":

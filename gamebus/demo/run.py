@@ -31,14 +31,14 @@ from gamebus.errors import ConfigError
 
 __all__ = ["DemoConfig", "build_specs", "bus_url", "default_model_path", "main", "run"]
 
-#: Matches the cached model is trained on: enough for every cheat kind, under a minute.
+#: Matches the cached model is trained on: enough for every cheat kind.
 TRAIN_MATCHES = 16
 TRAIN_SEED = 1
 #: Accounts in the season the model's per-account baseline is fitted on (5
 #: rounds of 20-player lobbies; each cheater turns after 2-4 clean rounds).
-#: Small, so that the first start still trains in about a minute on an idle
-#: two-core machine (docs/demo.md); `gamebus anticheat train`'s default of
-#: 1,000 reads the subtle cheats better.
+#: Small, so that the first start trains in about 2.5 minutes on an idle
+#: two-core machine (156 s measured, 25 matches simulated; docs/demo.md);
+#: `gamebus anticheat train`'s default of 1,000 reads the subtle cheats better.
 TRAIN_SEASON_ACCOUNTS = 100
 #: The broker is internal to the demo (and runs without tokens, which it only
 #: allows on loopback); --host applies to the page and the relay.

@@ -1,8 +1,9 @@
 """Helpers shared by the demo's browser tests: `gamebus demo` as a child process.
 
 The whole system runs as `gamebus demo` does for a user; only the ports are
-free ones. The first run on a machine also trains the demo's anti-cheat
-model (about a minute on an idle machine, cached in ~/.cache/gamebus/models).
+free ones. `make test` trains the demo's anti-cheat model first (`make
+demo-model`, cached in ~/.cache/gamebus/models); without it the first demo
+on a machine trains it, about 2.5 minutes on an idle two-core box.
 """
 
 from __future__ import annotations

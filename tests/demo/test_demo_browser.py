@@ -7,9 +7,9 @@ page reconnects to the restarted relay and resumes with no gap. It saves
 the screenshot the README shows (docs/demo.png).
 
 The whole system runs as `gamebus demo` does for a user (tests/demo/support.py);
-only the ports are free ones. The first run on a machine also trains the
-demo's anti-cheat model (about a minute on an idle machine, cached in
-~/.cache/gamebus/models).
+only the ports are free ones. `make test` trains the demo's anti-cheat
+model first (`make demo-model`, cached in ~/.cache/gamebus/models); run
+alone on a machine without it, the first test also waits for that training.
 """
 
 from __future__ import annotations

@@ -80,6 +80,24 @@ def test_demo_model_step_trains_a_per_account_baseline(tmp_path: Path, monkeypat
                         "--out", trained[0][7], "--season-accounts", str(TRAIN_SEASON_ACCOUNTS)]]  # fmt: skip
 
 
+def test_demo_model_step_without_arguments_fills_the_demos_own_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make demo-model` (which `make test` runs) must train exactly what the demo loads.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    trained: list[list[str]] = []
+
+    def train(cmd: list[str]) -> int:
+        trained.append(cmd)
+        return 1
+
+    monkeypatch.setattr("gamebus.cli.main", train)
+    assert demo_model.main([]) == 1
+    out = Path(trained[0][7])
+    assert out.parent == default_model_path().parent
+    assert trained[0][:7] == ["anticheat", "train", "--matches", str(TRAIN_MATCHES), "--seed", str(TRAIN_SEED),
+                              "--out"]  # fmt: skip
+
+
 def test_demo_caches_its_model_under_a_name_that_says_the_season(monkeypatch: pytest.MonkeyPatch,
                                                                  tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
