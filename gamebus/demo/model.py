@@ -2,7 +2,7 @@
 
 Run as a one-shot step of the demo's process group::
 
-    python -m gamebus.demo.model PATH --matches 16 --seed 1 --season-accounts 100
+    python -m gamebus.demo.model PATH --matches 16 --seed 1 --season-accounts 100 --duration 60
 
 and with no arguments (``make demo-model``, which ``make test`` runs) for
 the demo's own cache and recipe, so that the browser tests wait for alerts,
@@ -50,7 +50,8 @@ def why_unusable(path: Path, *, baseline: bool = False) -> str | None:
     return None
 
 
-def ensure_model(path: Path, *, matches: int, seed: int, season_accounts: int) -> int:
+def ensure_model(path: Path, *, matches: int, seed: int, season_accounts: int,
+                 duration_s: int | None = None) -> int:
     """Train into ``path.parent`` unless ``path`` is usable; returns an exit code.
 
     ``season_accounts`` > 0 also fits the per-account baseline on a season
@@ -70,7 +71,8 @@ def ensure_model(path: Path, *, matches: int, seed: int, season_accounts: int) -
 
         code = gamebus_main(
             ["anticheat", "train", "--matches", str(matches), "--seed", str(seed), "--out", str(scratch),
-             "--season-accounts", str(season_accounts)]
+             "--season-accounts", str(season_accounts),
+             *(["--duration", str(duration_s)] if duration_s is not None else [])]
         )
         if code == 0:
             for stale in path.parent.glob("anticheat-*.skops"):  # versioned copies of older models
@@ -85,6 +87,7 @@ def ensure_model(path: Path, *, matches: int, seed: int, season_accounts: int) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     from gamebus.demo.run import (
+        TRAIN_DURATION_S,
         TRAIN_MATCHES,
         TRAIN_SEASON_ACCOUNTS,
         TRAIN_SEED,
@@ -98,9 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=TRAIN_SEED)
     parser.add_argument("--season-accounts", type=int, default=TRAIN_SEASON_ACCOUNTS,
                         help="accounts in the per-account baseline's training season (0: no baseline)")
+    parser.add_argument("--duration", type=int, default=TRAIN_DURATION_S,
+                        help="seconds per simulated training match")
     args = parser.parse_args(argv)
     path = args.path if args.path is not None else default_model_path()
-    return ensure_model(path, matches=args.matches, seed=args.seed, season_accounts=args.season_accounts)
+    return ensure_model(path, matches=args.matches, seed=args.seed, season_accounts=args.season_accounts,
+                        duration_s=args.duration)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The whole system runs as `gamebus demo` does for a user; only the ports are
 free ones. `make test` trains the demo's anti-cheat model first (`make
 demo-model`, cached in ~/.cache/gamebus/models); without it the first demo
-on a machine trains it, about 2.5 minutes on an idle two-core box.
+on a machine trains it, about a minute on an idle two-core box.
 """
 
 from __future__ import annotations

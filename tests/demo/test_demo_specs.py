@@ -18,6 +18,7 @@ import pytest
 from gamebus.cli import build_parser
 from gamebus.demo import model as demo_model
 from gamebus.demo.run import (
+    TRAIN_DURATION_S,
     TRAIN_MATCHES,
     TRAIN_SEASON_ACCOUNTS,
     TRAIN_SEED,
@@ -66,7 +67,8 @@ def test_demo_model_step_trains_a_per_account_baseline(tmp_path: Path, monkeypat
     argv = _argv(DemoConfig(seed=1, **PORTS), "anticheat-model", tmp_path)
     assert argv[:3] == [sys.executable, "-m", "gamebus.demo.model"]
     assert argv[4:] == ["--matches", str(TRAIN_MATCHES), "--seed", str(TRAIN_SEED),
-                        "--season-accounts", str(TRAIN_SEASON_ACCOUNTS)]  # fmt: skip
+                        "--season-accounts", str(TRAIN_SEASON_ACCOUNTS),
+                        "--duration", str(TRAIN_DURATION_S)]  # fmt: skip
     assert TRAIN_SEASON_ACCOUNTS > 0 and TRAIN_SEASON_ACCOUNTS % 20 == 0  # a season of 20-player lobbies
     trained: list[list[str]] = []
 
@@ -77,7 +79,8 @@ def test_demo_model_step_trains_a_per_account_baseline(tmp_path: Path, monkeypat
     monkeypatch.setattr("gamebus.cli.main", train)
     assert demo_model.main(argv[3:]) == 1
     assert trained == [["anticheat", "train", "--matches", str(TRAIN_MATCHES), "--seed", str(TRAIN_SEED),
-                        "--out", trained[0][7], "--season-accounts", str(TRAIN_SEASON_ACCOUNTS)]]  # fmt: skip
+                        "--out", trained[0][7], "--season-accounts", str(TRAIN_SEASON_ACCOUNTS),
+                        "--duration", str(TRAIN_DURATION_S)]]  # fmt: skip
 
 
 def test_demo_model_step_without_arguments_fills_the_demos_own_cache(
@@ -102,7 +105,7 @@ def test_demo_caches_its_model_under_a_name_that_says_the_season(monkeypatch: py
                                                                  tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path = default_model_path()
-    recipe = f"demo-m{TRAIN_MATCHES}-s{TRAIN_SEED}-a{TRAIN_SEASON_ACCOUNTS}"
+    recipe = f"demo-m{TRAIN_MATCHES}-s{TRAIN_SEED}-a{TRAIN_SEASON_ACCOUNTS}-d{TRAIN_DURATION_S}"
     assert path == tmp_path / "gamebus" / "models" / recipe / "anticheat.skops"
 
 
