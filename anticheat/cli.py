@@ -202,7 +202,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(evaluate.markdown(report, command=command))
     if accounts_md:
         print(accounts_md)
-    print(f"report: {path}  plots: {args.out / 'roc.png'}, {args.out / 'recall_by_kind.png'}")
+    print(f"report: {path}  plots: {args.out / 'roc.png'}, {args.out / 'recall_by_kind.png'}"
+          f"  players: {args.out / 'players.csv'}")
     return 0
 
 

@@ -12,28 +12,33 @@ held-out players, since that is the number an alert quotes.
 
 Rules are evaluated per player: the share of cheaters of a group with at
 least one rule fired, and the number of clean players with any.
+
+Besides the summary, every player's row goes to ``players.csv`` (truth,
+the two best scores the combined one is made of, the rules fired), so an
+analyst can re-slice the run without simulating it again.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from anticheat.accounts import AccountEvidence, account_evidence
 from anticheat.dataset import PlayerRecord
 from anticheat.model import ModelBundle
-from anticheat.train import aggregate, snapshot_matrix
+from anticheat.train import best_by_kind, snapshot_matrix
 
 __all__ = [
     "AccountRow",
     "BaselineReport",
     "BaselineResult",
     "GroupResult",
+    "PlayerRow",
     "Report",
     "account_markdown",
     "baseline_markdown",
@@ -63,6 +68,39 @@ class GroupResult:
     rule_recall_shown: float = math.nan
 
 
+@dataclass(frozen=True, slots=True)
+class PlayerRow:
+    """One held-out player in one match, as ``players.csv`` lists it.
+
+    ``best_match`` and ``best_window`` are the model's best match-long and
+    best window probabilities (NaN where there was none); ``score`` is what
+    the service would publish for them (:class:`anticheat.model.Combiner`).
+    """
+
+    match: str
+    player: str
+    group: str  # "clean" or "<kind>/<intensity>"
+    closet: bool
+    skill: str
+    ping_ms: float
+    cheat_shown: bool
+    best_match: float
+    best_window: float
+    score: float
+    rules: tuple[str, ...]
+
+    CSV_FIELDS = ("match", "player", "group", "closet", "skill", "ping_ms", "cheat_shown",
+                  "best_match", "best_window", "score", "rules")
+
+    def csv_row(self) -> list[str]:
+        def num(x: float) -> str:
+            return "" if math.isnan(x) else f"{x:.6g}"
+
+        return [self.match, self.player, self.group, str(int(self.closet)), self.skill,
+                num(self.ping_ms), str(int(self.cheat_shown)), num(self.best_match),
+                num(self.best_window), num(self.score), " ".join(self.rules)]
+
+
 @dataclass(slots=True)
 class Report:
     matches: int
@@ -77,7 +115,7 @@ class Report:
     flagged_fpr: float
     model_version: str
     by_closet: list[GroupResult] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    players: list[PlayerRow] = field(default_factory=list)
 
 
 def recall_at_fpr(clean: np.ndarray, cheat: np.ndarray, fpr: float) -> float:
@@ -99,17 +137,23 @@ def _auc(clean: np.ndarray, cheat: np.ndarray) -> float:
     return float(roc_auc_score(y, np.r_[clean, cheat]))
 
 
-def scores_of(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> np.ndarray:
-    """Per player per match aggregate score; players never scored get 0."""
+def score_parts(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per player per match: best match-long, best window and combined score.
+
+    The combined score is the service's (:func:`anticheat.train.aggregate`);
+    a player never scored gets 0 there and NaN in the other two.
+    """
     x = snapshot_matrix(records)
     per_snapshot = bundle.scorer.score_many(x) if len(x) else np.zeros(0)
-    agg = aggregate(records, per_snapshot, bundle.combiner)
-    return np.nan_to_num(agg, nan=0.0)
+    best_match, best_window = best_by_kind(records, per_snapshot)
+    combined = np.array([bundle.combine(m, w) for m, w in zip(best_match.tolist(), best_window.tolist(),
+                                                               strict=True)], dtype=np.float64)
+    return best_match, best_window, combined
 
 
 def evaluate_records(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tuple[Report, np.ndarray]:
     """Compute the report for ``records``; also return the aggregate scores."""
-    scores = scores_of(bundle, records)
+    best_match, best_window, scores = score_parts(bundle, records)
     labels = np.array([r.label for r in records])
     ruled = np.array([bool(r.rules) for r in records])
     shown = np.array([r.cheat_shown for r in records])
@@ -149,6 +193,12 @@ def evaluate_records(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tu
         flagged_fpr=float(np.mean(flagged[labels == 0])) if len(clean) else math.nan,
         model_version=bundle.version,
         by_closet=by_closet,
+        players=[
+            PlayerRow(match=r.match, player=r.player, group=r.group if r.label else "clean",
+                      closet=r.closet, skill=r.skill, ping_ms=r.ping_ms, cheat_shown=r.cheat_shown,
+                      best_match=float(m), best_window=float(w), score=float(s), rules=tuple(r.rules))
+            for r, m, w, s in zip(records, best_match, best_window, scores, strict=True)
+        ],
     )
     return report, scores
 
@@ -403,7 +453,7 @@ def write_report(
     command: str = "",
     appendix: str = "",
 ) -> Path:
-    """Write ``report.md``, ``roc.png`` and ``recall_by_kind.png`` into ``out_dir``.
+    """Write ``report.md``, ``roc.png``, ``recall_by_kind.png`` and ``players.csv`` into ``out_dir``.
 
     ``appendix`` (Markdown, such as the account table) goes after the plots.
     """
@@ -451,6 +501,11 @@ def write_report(
     fig.tight_layout()
     fig.savefig(out / "recall_by_kind.png", dpi=110)
     plt.close(fig)
+
+    with (out / "players.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(PlayerRow.CSV_FIELDS)
+        writer.writerows(p.csv_row() for p in report.players)
 
     path = out / "report.md"
     path.write_text(markdown(report, command=command)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 from anticheat import evaluate, model
 from anticheat.dataset import build_records, reshrink
 from anticheat.service import ScoringCore
@@ -22,6 +24,15 @@ def test_small_model_beats_chance_on_held_out_seeds_and_writes_its_report(small_
     assert "snap_aimbot/blatant" in path.read_text()
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "recall_by_kind.png").stat().st_size > 1000
+    # One row per held-out player, the combined score being the one ranked above.
+    with (tmp_path / "players.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["match"], r["player"]) for r in rows] == [(h.match, h.player) for h in held_out]
+    assert sum(r["group"] == "clean" for r in rows) == report.clean
+    assert {r["group"] for r in rows} - {"clean"} == {h.group for h in held_out if h.label}
+    assert [float(r["score"]) for r in rows] == [float(f"{s:.6g}") for s in scores]
+    top = max(rows, key=lambda r: float(r["score"]))
+    assert top["group"] != "clean" and top["best_match"] and top["best_window"]
     model.save(bundle, tmp_path / "m.skops")
     assert model.load(tmp_path / "m.skops").priors == bundle.priors
 
