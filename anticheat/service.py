@@ -387,8 +387,8 @@ class ScoringCore:
             if verdict is not None and verdict.flagged and "baseline" not in p.alerted:
                 p.alerted.add("baseline")
                 self.counters.alerts += 1
-                alert = self._base(m, name, m.features.last_ts, verdict.score, "baseline")
-                alert.update(threshold=verdict.threshold, fpr=verdict.fpr)
+                alert = self._base(m, name, m.features.last_ts, verdict.score, "baseline",
+                                   verdict.threshold, verdict.fpr)
                 moved = base.explain(history, vec, self.config.top_features)
                 alert["features"] = moved
                 alert["evidence"] = self._evidence(m, name)
@@ -436,12 +436,24 @@ class ScoringCore:
         ping = m.features.player(player).ping_ms
         return None if math.isnan(ping) else ping
 
-    def _base(self, m: _Match, player: str, ts: int, score: float, kind: str) -> dict[str, Any]:
+    def _base(self, m: _Match, player: str, ts: int, score: float, kind: str,
+              threshold: float, fpr: float | None) -> dict[str, Any]:
+        """The fields every alert has: ``score`` crossed ``threshold``, whose measured FPR is ``fpr``.
+
+        Each kind of alert quotes its own cut-off and false-positive rate
+        (the policy's, the isolation forest's, a rule's firing level), so an
+        analyst can read ``score > threshold`` on the alert itself. ``fpr``
+        is left out when the model does not carry it (models trained before
+        it was measured).
+        """
         b = self.bundle
         alert: dict[str, Any] = {"type": "anticheat.alert", "match": m.features.match, "ts": ts,
-                                 "player": player, "score": round(score, 6), "kind": kind}
+                                 "player": player, "score": round(score, 6), "kind": kind,
+                                 "threshold": threshold}
+        if fpr is not None and not math.isnan(fpr):
+            alert["fpr"] = fpr
         if b is not None:
-            alert.update(model_version=b.version, threshold=b.policy.threshold, fpr=b.policy.fpr)
+            alert["model_version"] = b.version
         ping = self._ping(m, player)
         if ping is not None:
             alert["ping"] = ping
@@ -453,7 +465,15 @@ class ScoringCore:
         assert self.bundle is not None
         p.alerted.add(kind)
         self.counters.alerts += 1
-        alert = self._base(m, player, m.features.last_ts, p.best, kind)
+        b = self.bundle
+        if kind == "model":
+            alert = self._base(m, player, m.features.last_ts, p.best, kind, b.policy.threshold, b.policy.fpr)
+        else:
+            # The isolation forest's own score and cut-off; the model's
+            # combined score rides along for the ranking an analyst knows.
+            alert = self._base(m, player, m.features.last_ts, p.best_anomaly, kind,
+                               b.scorer.iso_cutoff, _metric(b.metrics, "iso_fpr"))
+            alert["model_score"] = round(p.best, 6)
         top = self.bundle.top_features(vec, self.config.top_features)
         alert["features"] = top
         alert["evidence"] = self._evidence(m, player)
@@ -470,7 +490,8 @@ class ScoringCore:
         p = m.out(v.player)
         p.alerted.add(f"rule:{v.rule}")
         self.counters.alerts += 1
-        alert = self._base(m, v.player, ts, 1.0, f"rule:{v.rule}")
+        fpr = _metric(self.bundle.metrics, "rule_fpr") if self.bundle is not None else None
+        alert = self._base(m, v.player, ts, v.level, f"rule:{v.rule}", m.rules.config.fire_level, fpr)
         vec = m.features.vector(v.player)
         alert["features"] = (self.bundle.top_features(vec, self.config.top_features)
                              if self.bundle is not None else [])
@@ -487,6 +508,12 @@ class ScoringCore:
     def best_scores(self, match: str) -> dict[str, float]:
         m = self.matches.get(match)
         return {k: p.best for k, p in m.players.items()} if m else {}
+
+
+def _metric(metrics: Mapping[str, Any], name: str) -> float | None:
+    """A measured rate from the model's metrics; None when the model does not carry it."""
+    value = metrics.get(name)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _predict_on_one_thread() -> None:

@@ -181,11 +181,16 @@ def _fit(
     iso = threshold_for_fpr(aggregate(long, scorer.anomaly_many(snapshot_matrix(long))), target_fpr / 2)
     scorer.iso_cutoff = iso.threshold
     population = _population(long)
+    # The rules' own false-positive rate, on every clean calibration player
+    # (a rule alert quotes it, as a model alert quotes the policy's).
+    calib_clean = [r for r in calib if not r.label]
+    rule_fpr = float(np.mean([bool(r.rules) for r in calib_clean])) if calib_clean else math.nan
     return ModelBundle(
         scorer=scorer, policy=policy, version=version, seed=seed, combiner=combiner,
         priors=priors or priors_from(train), population=population,
         metrics={"train_rows": len(y), "train_cheat_rows": int(y.sum()),
                  "calib_clean_players": len(clean), "iso_fpr": iso.fpr,
+                 "rule_fpr": rule_fpr, "rule_clean_players": len(calib_clean),
                  "min_alive_s": MIN_ALIVE_S},
     )
 

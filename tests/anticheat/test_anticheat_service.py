@@ -114,8 +114,15 @@ async def test_service_publishes_an_explained_alert_for_a_blatant_cheater(tmp_pa
     assert alert["kind"] in ("rule:teleport", "model", "anomaly")
     assert alert["match"] == MATCH
     assert alert["model_version"] == small_bundle.version
-    assert alert["threshold"] == small_bundle.policy.threshold
-    assert alert["fpr"] == small_bundle.policy.fpr
+    # Each kind quotes its own cut-off and the false-positive rate measured for it.
+    if alert["kind"] == "model":
+        assert (alert["threshold"], alert["fpr"]) == (small_bundle.policy.threshold, small_bundle.policy.fpr)
+    elif alert["kind"] == "anomaly":
+        assert alert["threshold"] == small_bundle.scorer.iso_cutoff
+        assert alert["fpr"] == small_bundle.metrics["iso_fpr"]
+    else:
+        assert alert["threshold"] == 1.0 and alert["score"] >= 1.0
+        assert alert["fpr"] == small_bundle.metrics["rule_fpr"]
     assert alert["reason"]
     assert alert["features"] and {"name", "value", "percentile"} <= set(alert["features"][0])
     assert "ping" in alert
@@ -213,6 +220,48 @@ class _WindowLover:
 
     def anomaly_many(self, x):
         return np.zeros(len(x))
+
+
+class _Stranger:
+    """A stand-in model: nothing looks like cheating, everything looks strange."""
+
+    feature_names = model.FEATURE_NAMES
+    iso_cutoff = 0.5
+
+    def score_many(self, x):
+        return np.full(len(x), 0.1)
+
+    def anomaly_many(self, x):
+        return np.full(len(x), 0.8)
+
+
+def test_each_kind_of_alert_quotes_its_own_threshold_and_false_positive_rate() -> None:
+    rec = _recording()
+    cheater = rec.labels[0].player
+    bundle = model.ModelBundle(scorer=_Stranger(), policy=model.Policy(0.9, 0.01, 0.01),  # type: ignore[arg-type]
+                               version="kinds", seed=0, metrics={"iso_fpr": 0.004, "rule_fpr": 0.0})
+    core = ScoringCore(bundle)
+    out = []
+    for i, ev in enumerate(rec.events):
+        out += core.feed(ev, ("game.x", 0, i))
+    out += core.flush()
+    alerts = [e for e in out if e["type"] == "anticheat.alert"]
+    anomalies = [a for a in alerts if a["kind"] == "anomaly"]
+    assert anomalies and not [a for a in alerts if a["kind"] == "model"]
+    for a in anomalies:  # the forest's score against the forest's cut-off, not the policy's
+        assert (a["score"], a["threshold"], a["fpr"], a["model_score"]) == (0.8, 0.5, 0.004, 0.1)
+    rules = [a for a in alerts if a["kind"].startswith("rule:")]
+    assert rules and {a["player"] for a in rules} == {cheater}
+    for a in rules:  # the violation level against the level a rule fires at
+        assert a["score"] >= a["threshold"] == 1.0 and a["fpr"] == 0.0
+    for event in out:
+        decode_event(encode_event(event))
+    # A model that does not carry the rates quotes none rather than a wrong one.
+    bare = ScoringCore(model.ModelBundle(scorer=_Stranger(), policy=model.Policy(0.9, 0.01, 0.01),  # type: ignore[arg-type]
+                                         version="bare", seed=0))
+    out = [e for i, ev in enumerate(rec.events) for e in bare.feed(ev, ("game.x", 0, i))] + bare.flush()
+    alerts = [e for e in out if e["type"] == "anticheat.alert"]
+    assert alerts and all("fpr" not in a and "threshold" in a for a in alerts)
 
 
 def test_core_scores_each_complete_window_once_and_names_it_in_the_alert(monkeypatch: pytest.MonkeyPatch) -> None:
