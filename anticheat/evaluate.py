@@ -31,6 +31,7 @@ import numpy as np
 from anticheat.accounts import AccountEvidence, account_evidence
 from anticheat.dataset import PlayerRecord
 from anticheat.model import ModelBundle
+from anticheat.stats import rate_interval
 from anticheat.train import best_by_kind, snapshot_matrix
 
 __all__ = [
@@ -116,6 +117,8 @@ class Report:
     model_version: str
     by_closet: list[GroupResult] = field(default_factory=list)
     players: list[PlayerRow] = field(default_factory=list)
+    #: Clean players the policy's training-side rate was measured on (0: the model does not say).
+    policy_train_clean: int = 0
 
 
 def recall_at_fpr(clean: np.ndarray, cheat: np.ndarray, fpr: float) -> float:
@@ -188,6 +191,7 @@ def evaluate_records(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tu
         matches=matches, clean=int((labels == 0).sum()), cheaters=int(labels.sum()),
         overall=group("all cheaters", labels == 1), groups=groups,
         policy_threshold=thr, policy_fpr_train=bundle.policy.fpr,
+        policy_train_clean=int(bundle.metrics.get("calib_clean_players", 0)),
         policy_fpr_heldout=float(np.mean(clean > thr)) if len(clean) else math.nan,
         rule_false_positives=int(ruled[labels == 0].sum()),
         flagged_fpr=float(np.mean(flagged[labels == 0])) if len(clean) else math.nan,
@@ -391,6 +395,18 @@ def _pct(x: float) -> str:
     return "-" if math.isnan(x) else f"{100 * x:.1f}%"
 
 
+def _rate(rate: float, n: int) -> str:
+    """``1.4% (1.1-1.8%)``: a rate measured on ``n`` players with its 95% interval."""
+    if math.isnan(rate) or n <= 0:
+        return _pct(rate)
+    lo, hi = rate_interval(round(rate * n), n)
+    return f"{_pct(rate)} ({100 * lo:.1f}-{100 * hi:.1f}%)"
+
+
+def _count(n: int) -> str:
+    return f"{n:,} " if n > 0 else ""
+
+
 def _num(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.3f}"
 
@@ -426,9 +442,12 @@ def markdown(report: Report, *, command: str = "") -> str:
     lines += [
         "",
         f"- Policy threshold {report.policy_threshold:.4f}: false-positive rate "
-        f"{_pct(report.policy_fpr_train)} on the training-side clean players it was chosen on, "
-        f"{_pct(report.policy_fpr_heldout)} on these held-out clean players.",
-        f"- Rules fired on {report.rule_false_positives} of {report.clean} clean players.",
+        f"{_rate(report.policy_fpr_train, report.policy_train_clean)} on the "
+        f"{_count(report.policy_train_clean)}training-side clean players it was chosen on, "
+        f"{_rate(report.policy_fpr_heldout, report.clean)} on these {report.clean:,} held-out clean players"
+        " (95% intervals: each rate is measured on a finite set of players).",
+        f"- Rules fired on {report.rule_false_positives} of {report.clean:,} clean players"
+        + (f": {_rate(report.rule_false_positives / report.clean, report.clean)}." if report.clean else "."),
         f"- Flagged by rules or model: {_pct(report.flagged_fpr)} of clean players.",
     ]
     ruled = [g for g in report.groups if g.group.split("/")[0] in RULE_KINDS]

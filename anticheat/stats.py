@@ -17,7 +17,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-__all__ = ["Histogram", "Samples", "beta_prior", "quantile"]
+__all__ = ["Histogram", "Samples", "beta_prior", "quantile", "rate_interval"]
 
 NAN = float("nan")
 
@@ -172,3 +172,20 @@ def beta_prior(successes: Sequence[float], trials: Sequence[float]) -> tuple[flo
     else:
         strength = min(max(pooled * (1 - pooled) / true_var - 1.0, 2.0), 200.0)
     return pooled * strength, (1 - pooled) * strength
+
+
+def rate_interval(hits: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a rate seen ``hits`` times in ``n``.
+
+    A false-positive rate of 1% measured on 4,250 clean players is good to
+    about a third of itself either way; the report quotes the interval so
+    that a held-out rate of 1.3% can be read as agreeing or not.
+    """
+    if n <= 0 or not 0 <= hits <= n:
+        raise ValueError(f"hits must be in 0..n and n positive, got hits={hits}, n={n}")
+    from scipy.stats import beta
+
+    tail = (1.0 - level) / 2.0
+    lo = 0.0 if hits == 0 else float(beta.ppf(tail, hits, n - hits + 1))
+    hi = 1.0 if hits == n else float(beta.ppf(1.0 - tail, hits + 1, n - hits))
+    return lo, hi

@@ -131,11 +131,15 @@ def test_the_report_counts_rules_only_on_cheaters_whose_cheat_acted():
     fly = group("fly/subtle", 91 / 93, 1.0, 2)
     aim = group("snap_aimbot/blatant", 0.0, float("nan"), 0)
     report = evaluate.Report(
-        matches=1, clean=10, cheaters=186, overall=group("all cheaters", 0.5, 1.0, 2),
-        groups=[fly, aim], policy_threshold=0.9, policy_fpr_train=0.01, policy_fpr_heldout=0.01,
+        matches=1, clean=200, cheaters=186, overall=group("all cheaters", 0.5, 1.0, 2),
+        groups=[fly, aim], policy_threshold=0.9, policy_fpr_train=0.01, policy_fpr_heldout=0.015,
         rule_false_positives=0, flagged_fpr=0.01, model_version="v")
     text = evaluate.markdown(report)
     assert "| fly/subtle | 93 | 1.000 | 100.0% | 100.0% | 100.0% | 97.8% |" in text
+    # A model that does not say how many players its rate came from gets no interval for it.
+    assert "false-positive rate 1.0% on the training-side clean players" in text
+    assert "1.5% (0.3-4.3%) on these 200 held-out clean players" in text
+    assert "- Rules fired on 0 of 200 clean players: 0.0% (0.0-1.8%)." in text
     line = next(x for x in text.splitlines() if x.startswith("- Caught by rules among"))
     assert "fly/subtle 100.0% of 91 (2 never acted)" in line
     assert "snap_aimbot" not in line
