@@ -27,6 +27,14 @@ def _recording():
                           intensity="blatant", closet_share=0.0, duration_s=25.0)
 
 
+def _replay(core: ScoringCore, events) -> list[dict]:
+    """Every event the core publishes for ``events`` fed in order, flushed at the end."""
+    out = []
+    for i, ev in enumerate(events):
+        out += core.feed(ev, ("game.x", 0, i))
+    return out + core.flush()
+
+
 def test_core_skips_far_late_events_and_reorders_near_ones():
     core = ScoringCore(None, config=CoreConfig(reorder_ms=100))
     base = {"type": "pos", "match": "m", "player": "p", "x": 1.0, "y": 1.0, "z": 0.0,
@@ -82,10 +90,7 @@ def test_core_turns_a_blatant_teleporter_into_a_rule_alert_with_evidence(small_b
     rec = _recording()
     cheater = rec.labels[0].player
     core = ScoringCore(small_bundle)
-    out = []
-    for i, ev in enumerate(rec.events):
-        out += core.feed(ev, ("game.x", 0, i))
-    out += core.flush()
+    out = _replay(core, rec.events)
     alerts = [e for e in out if e["type"] == "anticheat.alert"]
     assert {a["player"] for a in alerts if a["kind"] == "rule:teleport"} == {cheater}
     scores = [e for e in out if e["type"] == "anticheat.score"]
@@ -241,10 +246,7 @@ def test_each_kind_of_alert_quotes_its_own_threshold_and_false_positive_rate() -
     bundle = model.ModelBundle(scorer=_Stranger(), policy=model.Policy(0.9, 0.01, 0.01),  # type: ignore[arg-type]
                                version="kinds", seed=0, metrics={"iso_fpr": 0.004, "rule_fpr": 0.0})
     core = ScoringCore(bundle)
-    out = []
-    for i, ev in enumerate(rec.events):
-        out += core.feed(ev, ("game.x", 0, i))
-    out += core.flush()
+    out = _replay(core, rec.events)
     alerts = [e for e in out if e["type"] == "anticheat.alert"]
     anomalies = [a for a in alerts if a["kind"] == "anomaly"]
     assert anomalies and not [a for a in alerts if a["kind"] == "model"]
@@ -259,7 +261,7 @@ def test_each_kind_of_alert_quotes_its_own_threshold_and_false_positive_rate() -
     # A model that does not carry the rates quotes none rather than a wrong one.
     bare = ScoringCore(model.ModelBundle(scorer=_Stranger(), policy=model.Policy(0.9, 0.01, 0.01),  # type: ignore[arg-type]
                                          version="bare", seed=0))
-    out = [e for i, ev in enumerate(rec.events) for e in bare.feed(ev, ("game.x", 0, i))] + bare.flush()
+    out = _replay(bare, rec.events)
     alerts = [e for e in out if e["type"] == "anticheat.alert"]
     assert alerts and all("fpr" not in a and "threshold" in a for a in alerts)
 
@@ -273,10 +275,7 @@ def test_core_scores_each_complete_window_once_and_names_it_in_the_alert(monkeyp
     bundle = model.ModelBundle(scorer=_WindowLover(), policy=model.Policy(0.5, 0.01, 0.01),  # type: ignore[arg-type]
                                version="windows", seed=0)
     core = ScoringCore(bundle)
-    out = []
-    for i, ev in enumerate(rec.events):
-        out += core.feed(ev, ("game.x", 0, i))
-    out += core.flush()
+    out = _replay(core, rec.events)
     alerts = [e for e in out if e["type"] == "anticheat.alert" and e["kind"] == "model"]
     assert alerts and len({a["player"] for a in alerts}) == len(alerts)  # once per player
     start, end = alerts[0]["evidence"]["window"]
