@@ -80,6 +80,32 @@ def test_the_rarer_evidence_decides_each_read_against_its_own_kind():
     assert comb.combine(0.35, 0.6) <= comb.combine(0.45, 0.6) <= comb.combine(0.45, 0.8)
 
 
+def test_a_policy_set_on_one_set_of_honest_players_holds_its_rate_on_others():
+    # The combiner's references and the threshold come from the same
+    # calibration players. Over many draws of those players the threshold
+    # must flag 1% of *other* honest players on average: a share that
+    # counted a player against itself differently in and out of sample
+    # would show here as a bias, while one draw alone is only good to
+    # about +-0.2 points (2,000 players).
+    rng = np.random.default_rng(7)
+
+    def honest(n):  # best match-long and best window scores, correlated as a player's are
+        z = rng.normal(size=(n, 2))
+        return z[:, 0], 0.6 * z[:, 0] + 0.8 * z[:, 1]
+
+    others_m, others_w = honest(20_000)
+    rates = []
+    for _ in range(20):
+        m, w = honest(2_000)
+        comb = model.Combiner.fit(m, w)
+        policy = model.threshold_for_fpr([comb.combine(a, b) for a, b in zip(m, w, strict=True)], 0.01)
+        assert policy.fpr <= 0.01
+        others = np.array([comb.combine(a, b) for a, b in zip(others_m, others_w, strict=True)])
+        rates.append(float(np.mean(others > policy.threshold)))
+    assert 0.0085 < np.mean(rates) < 0.0115
+    assert np.std(rates) > 0.001  # and one draw is not enough to pin it
+
+
 def test_skops_round_trip_keeps_scores_version_schema_and_seed(bundle, tmp_path):
     path = model.save(bundle, tmp_path / "m.skops")
     loaded = model.load(path)
