@@ -177,7 +177,7 @@ def beta_prior(successes: Sequence[float], trials: Sequence[float]) -> tuple[flo
 def rate_interval(hits: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Exact (Clopper-Pearson) interval of a rate seen ``hits`` times in ``n``.
 
-    A false-positive rate of 1% measured on 4,250 clean players is good to
+    A false-positive rate of 1% measured on 4,000 clean players is good to
     about a third of itself either way; the report quotes the interval so
     that a held-out rate of 1.3% can be read as agreeing or not.
     """
