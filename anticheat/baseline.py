@@ -277,7 +277,21 @@ def fit_baseline(
     never saw its account, so an honest account's steady skill cannot make
     the threshold look better than it is, and the final classifier still
     learns from every account.
+
+    Fits on one OpenMP thread, as :func:`anticheat.train.fit` does: on a
+    machine shared with other work, scikit-learn's threads wait on each
+    other (this fit once ran past two minutes beside a training run).
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _fit_baseline(rows, target_fpr=target_fpr, folds=folds, seed=seed,
+                             boosting_rounds=boosting_rounds)
+
+
+def _fit_baseline(
+    rows: Sequence[BaselineRow], *, target_fpr: float, folds: int, seed: int, boosting_rounds: int,
+) -> BaselineModel:
     from sklearn.model_selection import GroupKFold
 
     names = BASELINE_FEATURES
