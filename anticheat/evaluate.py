@@ -32,7 +32,7 @@ from anticheat.accounts import AccountEvidence, account_evidence
 from anticheat.dataset import PlayerRecord
 from anticheat.model import ModelBundle
 from anticheat.stats import rate_interval
-from anticheat.train import best_by_kind, snapshot_matrix
+from anticheat.train import best_by_kind, combine_best, snapshot_matrix
 
 __all__ = [
     "AccountRow",
@@ -143,15 +143,13 @@ def _auc(clean: np.ndarray, cheat: np.ndarray) -> float:
 def score_parts(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per player per match: best match-long, best window and combined score.
 
-    The combined score is the service's (:func:`anticheat.train.aggregate`);
+    The combined score is the service's (:func:`anticheat.train.combine_best`);
     a player never scored gets 0 there and NaN in the other two.
     """
     x = snapshot_matrix(records)
     per_snapshot = bundle.scorer.score_many(x) if len(x) else np.zeros(0)
     best_match, best_window = best_by_kind(records, per_snapshot)
-    combined = np.array([bundle.combine(m, w) for m, w in zip(best_match.tolist(), best_window.tolist(),
-                                                               strict=True)], dtype=np.float64)
-    return best_match, best_window, combined
+    return best_match, best_window, np.nan_to_num(combine_best(best_match, best_window, bundle.combiner), nan=0.0)
 
 
 def evaluate_records(bundle: ModelBundle, records: Sequence[PlayerRecord]) -> tuple[Report, np.ndarray]:

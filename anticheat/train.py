@@ -24,7 +24,7 @@ from anticheat.features import FEATURE_NAMES
 from anticheat.model import MIN_ALIVE_S, Combiner, ModelBundle, Scorer, threshold_for_fpr, to_matrix
 from anticheat.stats import beta_prior
 
-__all__ = ["fit", "fit_baseline_season", "fit_bundle", "model_version", "priors_from", "season_matches"]
+__all__ = ["combine_best", "fit", "fit_baseline_season", "fit_bundle", "model_version", "priors_from", "season_matches"]
 
 #: Rounds of the baseline's training season: up to 4 clean matches, then the cheat.
 SEASON_ROUNDS = 5
@@ -80,7 +80,14 @@ def aggregate(records: Sequence[PlayerRecord], scores: np.ndarray,
     With a :class:`~anticheat.model.Combiner`, the rarer of the best
     match-long and best window score; without one, the plain maximum.
     """
-    best_match, best_window = best_by_kind(records, scores)
+    return combine_best(*best_by_kind(records, scores), combiner)
+
+
+def combine_best(best_match: np.ndarray, best_window: np.ndarray, combiner: Combiner | None) -> np.ndarray:
+    """One score per player from its best match-long and best window scores (NaN where neither).
+
+    With a :class:`~anticheat.model.Combiner`, the rarer of the two; without one, the plain maximum.
+    """
     if combiner is None:
         return np.fmax(best_match, best_window)
     combined = [combiner.combine(m, w) for m, w in zip(best_match.tolist(), best_window.tolist(), strict=True)]
