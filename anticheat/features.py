@@ -775,8 +775,11 @@ class MatchFeatures:
             self.last_pos_ts = max(self.last_pos_ts, ts)
             ping = event.get("ping")
             ping_ms = float(ping) if isinstance(ping, int) and not isinstance(ping, bool) else None
+            # The weapon in hand, when the server says: the features judge
+            # speed against the weapon the player fights with, so a knife
+            # run (any player may) does not change it.
             weapon = event.get("weapon")
-            weapon = weapon if isinstance(weapon, str) else None
+            weapon = weapon if isinstance(weapon, str) and weapon != "knife" else None
             sample = Sample(ts, float(event["x"]), float(event["y"]), float(event["z"]),
                             float(event["yaw"]), float(event["pitch"]),
                             _num(event, "vx"), _num(event, "vy"), _num(event, "vz"))

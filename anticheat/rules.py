@@ -44,6 +44,7 @@ class RuleConfig:
     speed_window_ms: int = 500
     speed_tolerance: float = 1.1
     weapon_speed_tolerance: float = 1.28
+    held_speed_tolerance: float = 1.1
     speed_gain_per_s: float = 1.0
     speed_gain_per_excess: float = 10.0
     teleport_factor: float = 2.0
@@ -88,7 +89,8 @@ class RuleState:
         self.player = player
         self.config = config
         self.levels = {name: _Level() for name in RULE_NAMES}
-        self.trail: deque[tuple[int, float, float]] = deque()  # (ts, x, y) for the speed window
+        # (ts, x, y, cap of the weapon in hand or None) for the speed window
+        self.trail: deque[tuple[int, float, float, float | None]] = deque()
         self.last: tuple[int, float, float, float] | None = None
         self.grace_until = -1
         self.air_start: int | None = None
@@ -132,21 +134,30 @@ class RuleState:
                 lv.worst = 0.0
 
     def speed_limit(self) -> float:
-        """The speed no honest player can sustain, in m/s.
+        """The speed no honest player can sustain over the speed window, in m/s.
 
-        Anyone may run at the knife's speed, so the absolute limit is the
-        game's top speed with a margin; a player known (from its shots) to
-        carry a slow weapon gets a tighter limit that still sits above the
-        knife's speed, since a knife run is honest whatever the primary is.
+        When the positions say which weapon is in hand, the limit is the
+        fastest of the caps held over the window with a margin: a sniper's
+        carrier that switched to the knife may run at the knife's speed, but
+        one with the sniper out may not. Otherwise anyone may be running
+        with the knife, so the limit is the game's top speed with a margin;
+        a player known (from its shots) to carry a slow weapon gets a tighter
+        limit that still sits above the knife's speed.
         """
         cfg, lim = self.config, self.config.limits
         absolute = lim.max_speed_mps * cfg.speed_tolerance
+        held = [cap for *_, cap in self.trail if cap is not None]
+        if held and len(held) == len(self.trail):
+            return min(absolute, max(held) * cfg.held_speed_tolerance)
         if self.weapon is None:
             return absolute
         return min(absolute, lim.speed_cap(self.weapon) * cfg.weapon_speed_tolerance)
 
-    def position(self, ts: int, x: float, y: float, z: float, ref: Hashable | None) -> list[Violation]:
+    def position(self, ts: int, x: float, y: float, z: float, ref: Hashable | None,
+                 weapon: str | None = None) -> list[Violation]:
+        """Judge one position; ``weapon`` is the one in hand, when the game server says."""
         cfg, lim = self.config, self.config.limits
+        cap = lim.speed_cap(weapon) if weapon is not None else None
         out: list[Violation] = []
         self._rearm(ts)
         last = self.last
@@ -167,7 +178,7 @@ class RuleState:
             self.air_start = None
         if last is None or not judged:
             self.trail.clear()
-            self.trail.append((ts, x, y))
+            self.trail.append((ts, x, y, cap))
             return out
         dt_ms = ts - last[0]
         if dt_ms <= 0:
@@ -182,10 +193,10 @@ class RuleState:
         elif dt_ms > cfg.max_step_ms:
             self.trail.clear()
         # speed: distance over a short window, so one jittery tick cannot fire it
-        self.trail.append((ts, x, y))
+        self.trail.append((ts, x, y, cap))
         while len(self.trail) > 2 and self.trail[1][0] <= ts - cfg.speed_window_ms:
             self.trail.popleft()
-        t0, x0, y0 = self.trail[0]
+        t0, x0, y0, _ = self.trail[0]
         span_ms = ts - t0
         if span_ms >= cfg.speed_window_ms:
             speed = math.hypot(x - x0, y - y0) / (span_ms / 1000.0)
@@ -230,8 +241,10 @@ class MatchRules:
                 self.player(player).weapon = weapon
             return []
         if etype == "pos":
+            weapon = event.get("weapon")
             return self.player(player).position(
-                ts, float(event["x"]), float(event["y"]), float(event["z"]), ref
+                ts, float(event["x"]), float(event["y"]), float(event["z"]), ref,
+                weapon if isinstance(weapon, str) else None,
             )
         return []
 

@@ -72,7 +72,7 @@ _ANY = "any"
 _SCHEMA: Final[dict[str, tuple[dict[str, str], dict[str, str]]]] = {
     "pos": (
         {"player": _STR, "x": _NUM, "y": _NUM, "z": _NUM, "yaw": _NUM, "pitch": _NUM},
-        {"vx": _NUM, "vy": _NUM, "vz": _NUM, "ping": _INT, "seq": _INT},
+        {"vx": _NUM, "vy": _NUM, "vz": _NUM, "ping": _INT, "seq": _INT, "weapon": _STR},
     ),
     "join": ({"player": _STR}, {"team": _STR, "ping": _INT, "name": _STR}),
     "leave": ({"player": _STR}, {"reason": _STR}),

@@ -170,13 +170,16 @@ class Engine(Combat):
         ping = np.maximum(1, np.round(self.ping_ms[idx] * (1 + 0.06 * jitter) + jitter)).astype(int)
         ts, mid = round(match.start_ts_ms + t), match.match_id
         names = [self.profiles[i].player for i in idx.tolist()]
+        # The weapon in hand: the server knows it, and it sets how fast the
+        # player may run (a knife run is faster than a sniper's).
+        held = ["knife" if self.knife[i] else self.profiles[i].primary for i in idx.tolist()]
         return [
             {"type": "pos", "match": mid, "ts": ts, "player": name, "x": x, "y": y, "z": z,
-             "yaw": yw, "pitch": pt, "vx": vx, "vy": vy, "vz": vz, "ping": pg}
-            for name, x, y, z, yw, pt, vx, vy, vz, pg in zip(
+             "yaw": yw, "pitch": pt, "vx": vx, "vy": vy, "vz": vz, "ping": pg, "weapon": wp}
+            for name, x, y, z, yw, pt, vx, vy, vz, pg, wp in zip(
                 names, p[:, 0].tolist(), p[:, 1].tolist(), p[:, 2].tolist(),
                 self.aim.yaw[idx].tolist(), self.aim.pitch[idx].tolist(),
-                v[:, 0].tolist(), v[:, 1].tolist(), v[:, 2].tolist(), ping.tolist(),
+                v[:, 0].tolist(), v[:, 1].tolist(), v[:, 2].tolist(), ping.tolist(), held,
                 strict=True,
             )
         ]

@@ -42,6 +42,16 @@ def test_rifle_cap_makes_the_same_speed_a_higher_ratio():
     assert v["speed_p50"] == pytest.approx(1.0, abs=0.01)
 
 
+def test_the_weapon_in_hand_sets_the_cap_and_a_knife_run_leaves_it():
+    # The server says a rifle is out, then the knife: speeds stay judged
+    # against the rifle, the weapon the player fights with.
+    run_ = [dict(e, weapon="rifle") for e in walk("p1", speed_mps=5.4, seconds=3)]
+    knife = [dict(e, weapon="knife")
+             for e in walk("p1", speed_mps=5.4, seconds=3, t0=3050, x0=10.0 + 5.4 * 3.05)]
+    v = features_of([*run_, *knife])
+    assert v["speed_p50"] == pytest.approx(1.0, abs=0.01)
+
+
 def _late(events, late_ms, speed_mps):
     """The server's late copy of a straight run: each tick ``late_ms[i]`` behind."""
     return [{**e, "x": e["x"] - speed_mps * late_ms[i % len(late_ms)] / 1000.0}

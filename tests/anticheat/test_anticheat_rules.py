@@ -24,6 +24,36 @@ def test_speed_one_and_a_half_times_the_cap_fires_speed_once_with_evidence():
     assert out[0].evidence  # offsets of the offending events
 
 
+def held(events, weapon):
+    return [dict(e, weapon=weapon) for e in events]
+
+
+def test_a_sniper_in_hand_at_a_third_over_its_cap_fires_speed():
+    # 4.8 m/s x 1.32: under the knife's speed with a margin, so only the
+    # weapon in hand gives it away.
+    hacked = walk("p1", speed_mps=4.8 * 1.32, seconds=10)
+    assert fired(hacked) == []
+    out = fired(held(hacked, "sniper"))
+    assert [v.rule for v in out] == ["speed"]
+    assert out[0].value == pytest.approx(4.8 * 1.32 / 6.0, rel=0.01)
+
+
+def test_a_sniper_carrier_running_with_the_knife_out_never_fires():
+    assert fired(held(walk("p1", speed_mps=6.0, seconds=30), "knife")) == []
+
+
+def test_drawing_a_slow_weapon_mid_run_never_fires():
+    # A knife run at 6.0 m/s, then the sniper comes out and the player slows
+    # to its 4.8 m/s at the acceleration bound (25 m/s^2, about 50 ms).
+    events, x, v = [], 10.0, 6.0
+    for i in range(400):
+        weapon = "knife" if i % 100 < 50 else "sniper"
+        v = min(6.0, v + 25.0 * 0.05) if weapon == "knife" else max(4.8, v - 25.0 * 0.05)
+        x += v * 0.05
+        events.append(pos(i * 50, "p1", x, 10.0, weapon=weapon))
+    assert fired(events) == []
+
+
 def test_a_single_glitchy_tick_does_not_fire_speed():
     events = walk("p1", speed_mps=5.0, seconds=5)
     events[50] = dict(events[50], x=events[50]["x"] + 0.8)  # one jittered position

@@ -87,6 +87,20 @@ def test_command_jitter_spreads_a_tick_but_not_a_second():
     assert low and high and np.median(high) > np.median(low)
 
 
+def test_honest_players_keep_under_the_cap_of_the_weapon_in_hand(clean_matches, mixed_match):
+    # A drawn weapon lowers the cap at once and the body slows to it at the
+    # acceleration bound within a few ticks, so a speed is within the
+    # fastest cap held over the last half second (what the speed rule
+    # judges against), and reaches the lower cap once it has been held that long.
+    held, ticks = set(), round(0.5 / DT)
+    for life in _honest_lives([*clean_matches, mixed_match]):
+        for k, now in enumerate(life):
+            recent = life[max(0, k - ticks):k + 1]
+            assert horizontal_speed(now) <= max(WEAPON_MAX_SPEED_MPS[e["weapon"]] for e in recent) + EPS
+            held.add(now["weapon"])
+    assert "knife" in held and len(held) >= 3
+
+
 def test_honest_players_reach_the_top_speed_of_their_weapons(clean_matches):
     speeds = [horizontal_speed(e) for life in _honest_lives(clean_matches) for e in life]
     assert np.percentile(speeds, 90) > WEAPON_MAX_SPEED_MPS["rifle"] - 0.3
