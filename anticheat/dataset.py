@@ -41,6 +41,7 @@ from typing import Any
 
 from anticheat.features import FeatureConfig, MatchFeatures, shrink
 from anticheat.rules import MatchRules
+from gamebus.sim.cheats import is_on
 
 __all__ = [
     "PlayerRecord",
@@ -187,10 +188,6 @@ def _cheat_seconds(intervals: Sequence[Sequence[int]], start: int, ts: int) -> f
     return total / 1000.0
 
 
-def _is_on(intervals: Sequence[Sequence[int]], ts: int) -> bool:
-    return any(a <= ts < b for a, b in intervals)
-
-
 def replay_match(
     events: Iterable[Mapping[str, Any]],
     labels: Iterable[Any],
@@ -252,7 +249,7 @@ def replay_match(
         who = ev.get("player")
         if isinstance(who, str) and who in truth and who not in shown:
             truth_of = truth[who]
-            if _is_on(truth_of["on_intervals"], ts) and cheat_shows(truth_of["kind"], ev, airborne_m=airborne_m):
+            if is_on(truth_of["on_intervals"], ts) and cheat_shows(truth_of["kind"], ev, airborne_m=airborne_m):
                 shown.add(who)
     take_windows()
     snapshot(int(evs[-1]["ts"]))

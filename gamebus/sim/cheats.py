@@ -13,7 +13,7 @@ and are returned beside the events, never inside them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -28,6 +28,7 @@ __all__ = [
     "CheaterLabel",
     "Intensity",
     "cheat_choice",
+    "is_on",
     "sample_cheat",
     "sample_on_intervals",
     "subtle_boost",
@@ -80,6 +81,18 @@ class CheatProfile:
     params: dict[str, float]
 
 
+def is_on(on_intervals: Iterable[Sequence[float]], ts_ms: float) -> bool:
+    """Whether ``ts_ms`` falls in one of the ``[start, end)`` intervals a cheat was on.
+
+    The label side file carries the intervals as plain lists, so readers of
+    the file and :class:`CheaterLabel` share this one test.
+
+    >>> is_on([[1000, 2000]], 1999), is_on([[1000, 2000]], 2000)
+    (True, False)
+    """
+    return any(a <= ts_ms < b for a, b in on_intervals)
+
+
 @dataclass(slots=True)
 class CheaterLabel:
     """Ground truth for one cheating player of one match (side file only)."""
@@ -93,7 +106,7 @@ class CheaterLabel:
     params: dict[str, float] = field(default_factory=dict)
 
     def is_on(self, ts_ms: float) -> bool:
-        return any(a <= ts_ms < b for a, b in self.on_intervals)
+        return is_on(self.on_intervals, ts_ms)
 
     def to_dict(self) -> dict[str, Any]:
         return {
