@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from anticheat.model import ModelBundle
-from anticheat.physics import wrap_deg
+from anticheat.physics import Limits, wrap_deg
 from anticheat.service import ScoringCore
 
-__all__ = ["explain_player", "timeline_png"]
+__all__ = ["explain_player", "speed_trace", "timeline_png"]
 
 
 def explain_player(
@@ -37,6 +37,46 @@ def explain_player(
     rows.sort(key=lambda r: -1.0 if math.isnan(r["percentile"]) else abs(r["percentile"] - 50.0),
               reverse=True)
     return rows, core.best_scores(match).get(player, 0.0)
+
+
+def speed_trace(
+    events: Sequence[dict[str, Any]], player: str, *, window_ms: int = 500,
+    limits: Limits | None = None,
+) -> list[tuple[int, float, float]]:
+    """``(ts, speed over the last window_ms, cap of the weapon in hand)`` per position of ``player``.
+
+    One tick's distance swings with the server's command jitter; the speed
+    rule judges the distance over half a second, so this is the trace it
+    saw. The cap is NaN where the position does not name a weapon. As in
+    the rule, a ``spawn`` of the player, a ``round_start`` (both move the
+    player legitimately) or a gap of more than 1 s restarts the window.
+
+    >>> run = [{"type": "pos", "player": "p1", "ts": i * 100, "x": 0.6 * i, "y": 0.0,
+    ...         "weapon": "sniper"} for i in range(8)]
+    >>> [(t, round(v, 2), cap) for t, v, cap in speed_trace(run, "p1")][-1]
+    (700, 6.0, 4.8)
+    """
+    lim = limits or Limits()
+    out: list[tuple[int, float, float]] = []
+    trail: list[dict[str, Any]] = []
+    for e in events:
+        kind = e.get("type")
+        if kind == "round_start" or (kind == "spawn" and e.get("player") == player):
+            trail.clear()
+        if kind != "pos" or e.get("player") != player:
+            continue
+        if trail and e["ts"] - trail[-1]["ts"] > 1000:
+            trail.clear()
+        trail.append(e)
+        while len(trail) > 2 and trail[1]["ts"] <= e["ts"] - window_ms:
+            trail.pop(0)
+        a = trail[0]
+        weapon = e.get("weapon")
+        cap = lim.speed_cap(weapon) if isinstance(weapon, str) else math.nan
+        if e["ts"] - a["ts"] >= window_ms:
+            v = math.hypot(e["x"] - a["x"], e["y"] - a["y"]) / ((e["ts"] - a["ts"]) / 1000.0)
+            out.append((int(e["ts"]), v, cap))
+    return out
 
 
 def timeline_png(
@@ -63,9 +103,31 @@ def timeline_png(
         dyaw = wrap_deg(b["yaw"] - a["yaw"])
         aim.append(math.hypot(dyaw, b["pitch"] - a["pitch"]) / dt)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
-    ax1.plot(ts, speed, lw=0.8, color="tab:blue")
-    ax1.axhline(6.0, color="grey", ls="--", lw=0.8, label="top legal speed")
-    ax1.set_yscale("symlog", linthresh=10)
+    ax1.plot(ts, speed, lw=0.5, color="tab:blue", alpha=0.4, label="per tick")
+    trace = speed_trace(events, player)
+    if trace:
+        # A NaN after each gap (death, respawn) so no line bridges it.
+        tt: list[float] = []
+        vs: list[float] = []
+        caps: list[float] = []
+        for k, (t, v, c) in enumerate(trace):
+            if k and t - trace[k - 1][0] > 1000:
+                tt.append(tt[-1])
+                vs.append(math.nan)
+                caps.append(math.nan)
+            tt.append((t - t0) / 1000.0)
+            vs.append(v)
+            caps.append(c)
+        ax1.plot(tt, vs, lw=1.0, color="tab:blue", label="over 0.5 s")
+        if any(not math.isnan(c) for c in caps):
+            ax1.step(tt, caps, where="post", lw=0.9, color="tab:green",
+                     label="cap of the weapon in hand")
+    ax1.axhline(Limits().max_speed_mps, color="grey", ls="--", lw=0.8, label="top legal speed")
+    # Linear, with room above the top legal speed: the story is in 4-8 m/s
+    # (a slow weapon's cap, the knife's speed, a hack's margin over them).
+    # A one-tick teleport's spike goes off the top; its flag marks it.
+    top = max((v for _, v, _ in trace), default=0.0)
+    ax1.set_ylim(0.0, min(max(8.0, 1.1 * top), 60.0))
     ax1.set_ylabel("speed (m/s)")
     ax1.legend(fontsize=7, loc="upper right")
     ax2.plot(ts, aim, lw=0.8, color="tab:purple")
