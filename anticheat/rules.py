@@ -59,7 +59,15 @@ class RuleConfig:
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """A rule that fired: its level, the measured value, and the evidence refs."""
+    """A rule that fired: its level, the worst measured value, and the evidence refs.
+
+    ``value`` is in the rule's unit: speed in m/s over the speed window,
+    teleport the metres a step went past what the game allows, fly the
+    height of the feet in metres. A speed violation also says the limit it
+    broke at that moment and the weapon in hand (None when the positions do
+    not name one), since a run that is legal with the knife out is not with
+    a sniper out.
+    """
 
     rule: str
     player: str
@@ -67,10 +75,29 @@ class Violation:
     level: float
     value: float
     evidence: tuple[Any, ...] = ()
+    limit: float | None = None
+    weapon: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "ts": self.ts, "level": round(self.level, 3),
-                "value": round(self.value, 3)}
+        out: dict[str, Any] = {"rule": self.rule, "ts": self.ts, "level": round(self.level, 3),
+                               "value": round(self.value, 3)}
+        if self.limit is not None:
+            out["limit"] = round(self.limit, 3)
+        if self.weapon is not None:
+            out["weapon"] = self.weapon
+        return out
+
+    def reason(self) -> str:
+        """One line for an analyst."""
+        if self.rule == "speed":
+            held = f", {self.weapon} in hand" if self.weapon else ""
+            limit = f" against {self.limit:.2f} m/s{held}" if self.limit is not None else ""
+            what = f"{self.value:.2f} m/s over 0.5 s{limit}"
+        elif self.rule == "teleport":
+            what = f"{self.value:.2f} m past the step the game allows"
+        else:
+            what = f"{self.value:.2f} m above the floor"
+        return f"rule {self.rule}: {what}, violation level {self.level:.2f}"
 
 
 @dataclass(slots=True)
@@ -79,6 +106,8 @@ class _Level:
     ts: int = 0
     armed: bool = True
     worst: float = 0.0
+    worst_limit: float | None = None  # the limit broken when ``worst`` was measured
+    worst_weapon: str | None = None
     evidence: deque[Any] = field(default_factory=lambda: deque(maxlen=8))
 
 
@@ -113,17 +142,19 @@ class RuleState:
         return 0.5 ** (max(dt_ms, 0) / 1000.0 / self.config.half_life_s)
 
     def _raise(self, rule: str, ts: int, amount: float, value: float, ref: Hashable | None,
-               out: list[Violation]) -> None:
+               out: list[Violation], limit: float | None = None, weapon: str | None = None) -> None:
         cfg = self.config
         lv = self.levels[rule]
         lv.value = lv.value * self._decay(ts - lv.ts) + amount
         lv.ts = ts
-        lv.worst = max(lv.worst, value)
+        if value > lv.worst:
+            lv.worst, lv.worst_limit, lv.worst_weapon = value, limit, weapon
         if ref is not None:
             lv.evidence.append(ref)
         if lv.armed and lv.value >= cfg.fire_level:
             lv.armed = False
-            v = Violation(rule, self.player, ts, lv.value, lv.worst, tuple(lv.evidence))
+            v = Violation(rule, self.player, ts, lv.value, lv.worst, tuple(lv.evidence),
+                          lv.worst_limit, lv.worst_weapon)
             self.fired.append(v)
             out.append(v)
 
@@ -200,10 +231,11 @@ class RuleState:
         span_ms = ts - t0
         if span_ms >= cfg.speed_window_ms:
             speed = math.hypot(x - x0, y - y0) / (span_ms / 1000.0)
-            excess = speed / self.speed_limit() - 1.0
+            limit = self.speed_limit()
+            excess = speed / limit - 1.0
             if excess > 0:
                 per_s = cfg.speed_gain_per_s + cfg.speed_gain_per_excess * excess
-                self._raise("speed", ts, per_s * dt_ms / 1000.0, speed / lim.max_speed_mps, ref, out)
+                self._raise("speed", ts, per_s * dt_ms / 1000.0, speed, ref, out, limit, weapon)
         return out
 
 

@@ -496,9 +496,7 @@ class ScoringCore:
         alert["features"] = (self.bundle.top_features(vec, self.config.top_features)
                              if self.bundle is not None else [])
         alert["evidence"] = self._evidence(m, v.player, v.evidence)
-        unit = {"speed": "x the speed cap", "teleport": "m in one step", "fly": "m above the floor"}
-        alert["reason"] = _short(f"rule {v.rule}: {v.value:.2f} {unit.get(v.rule, '')}, "
-                                 f"violation level {v.level:.2f}")
+        alert["reason"] = _short(v.reason())
         return alert
 
     def player_vectors(self, match: str) -> dict[str, dict[str, float]]:

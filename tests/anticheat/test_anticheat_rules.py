@@ -20,7 +20,8 @@ def test_honest_run_at_the_speed_cap_never_fires():
 def test_speed_one_and_a_half_times_the_cap_fires_speed_once_with_evidence():
     out = fired(walk("p1", speed_mps=9.0, seconds=10))
     assert [v.rule for v in out] == ["speed"]
-    assert out[0].value == pytest.approx(1.5, rel=0.01)
+    assert out[0].value == pytest.approx(9.0, rel=0.01)  # m/s
+    assert out[0].limit == pytest.approx(6.6) and out[0].weapon is None
     assert out[0].evidence  # offsets of the offending events
 
 
@@ -35,7 +36,9 @@ def test_a_sniper_in_hand_at_a_third_over_its_cap_fires_speed():
     assert fired(hacked) == []
     out = fired(held(hacked, "sniper"))
     assert [v.rule for v in out] == ["speed"]
-    assert out[0].value == pytest.approx(4.8 * 1.32 / 6.0, rel=0.01)
+    assert out[0].value == pytest.approx(4.8 * 1.32, rel=0.01)
+    assert (out[0].limit, out[0].weapon) == (pytest.approx(4.8 * 1.1), "sniper")
+    assert out[0].reason().startswith("rule speed: 6.34 m/s over 0.5 s against 5.28 m/s, sniper in hand")
 
 
 def test_a_sniper_carrier_running_with_the_knife_out_never_fires():

@@ -256,6 +256,7 @@ def test_each_kind_of_alert_quotes_its_own_threshold_and_false_positive_rate() -
     assert rules and {a["player"] for a in rules} == {cheater}
     for a in rules:  # the violation level against the level a rule fires at
         assert a["score"] >= a["threshold"] == 1.0 and a["fpr"] == 0.0
+        assert a["reason"].startswith("rule teleport: ") and "m past the step the game allows" in a["reason"]
     for event in out:
         decode_event(encode_event(event))
     # A model that does not carry the rates quotes none rather than a wrong one.
