@@ -56,6 +56,14 @@ class RuleConfig:
     fly_gain_per_s: float = 2.0
     evidence: int = 8
 
+    @property
+    def speed_floor_mps(self) -> float:
+        """The lowest limit the speed rule can set, whatever the weapon: a speed under it breaks none."""
+        lim = self.limits
+        lowest = min(lim.weapon_max_speed_mps.values(), default=lim.max_speed_mps)
+        return min(lim.max_speed_mps * self.speed_tolerance,
+                   lowest * min(self.held_speed_tolerance, self.weapon_speed_tolerance))
+
 
 @dataclass(frozen=True, slots=True)
 class Violation:
@@ -125,6 +133,7 @@ class RuleState:
         self.air_start: int | None = None
         self.fired: list[Violation] = []
         self.weapon: str | None = None
+        self.speed_floor = config.speed_floor_mps  # most positions are under it: no limit to work out
 
     def reset(self, ts: int) -> None:
         """A legitimate teleport (spawn, new round): forget positions, open a grace window."""
@@ -231,7 +240,7 @@ class RuleState:
         span_ms = ts - t0
         if span_ms >= cfg.speed_window_ms:
             speed = math.hypot(x - x0, y - y0) / (span_ms / 1000.0)
-            limit = self.speed_limit()
+            limit = self.speed_limit() if speed > self.speed_floor else math.inf
             excess = speed / limit - 1.0
             if excess > 0:
                 per_s = cfg.speed_gain_per_s + cfg.speed_gain_per_excess * excess
