@@ -17,6 +17,7 @@ from typing import Any
 
 from anticheat.model import ModelBundle
 from anticheat.physics import Limits, wrap_deg
+from anticheat.rules import MatchRules, RuleConfig
 from anticheat.service import ScoringCore
 
 __all__ = ["explain_player", "speed_trace", "timeline_png"]
@@ -40,42 +41,29 @@ def explain_player(
 
 
 def speed_trace(
-    events: Sequence[dict[str, Any]], player: str, *, window_ms: int = 500,
-    limits: Limits | None = None,
+    events: Sequence[dict[str, Any]], player: str, config: RuleConfig | None = None,
 ) -> list[tuple[int, float, float]]:
-    """``(ts, speed over the last window_ms, cap of the weapon in hand)`` per position of ``player``.
+    """``(ts, speed, limit)``: what the speed rule saw at each position of ``player``.
 
-    One tick's distance swings with the server's command jitter; the speed
-    rule judges the distance over half a second, so this is the trace it
-    saw. The cap is NaN where the position does not name a weapon. As in
-    the rule, a ``spawn`` of the player, a ``round_start`` (both move the
-    player legitimately) or a gap of more than 1 s restarts the window.
+    One tick's distance swings with the server's command jitter; the rule
+    judges the distance over its window (0.5 s) against the fastest cap of
+    the weapons in hand over it, or the knife's speed when positions name
+    no weapon. The events go through the rule itself, so the trace skips
+    what it skips (the grace after a spawn or round start, gaps).
 
-    >>> run = [{"type": "pos", "player": "p1", "ts": i * 100, "x": 0.6 * i, "y": 0.0,
+    >>> run = [{"type": "pos", "player": "p1", "ts": i * 100, "x": 0.6 * i, "y": 0.0, "z": 0.0,
     ...         "weapon": "sniper"} for i in range(8)]
-    >>> [(t, round(v, 2), cap) for t, v, cap in speed_trace(run, "p1")][-1]
-    (700, 6.0, 4.8)
+    >>> [(t, round(v, 2), round(lim, 2)) for t, v, lim in speed_trace(run, "p1")][-1]
+    (700, 6.0, 5.28)
     """
-    lim = limits or Limits()
+    rules = MatchRules("explain", config)
     out: list[tuple[int, float, float]] = []
-    trail: list[dict[str, Any]] = []
     for e in events:
-        kind = e.get("type")
-        if kind == "round_start" or (kind == "spawn" and e.get("player") == player):
-            trail.clear()
-        if kind != "pos" or e.get("player") != player:
-            continue
-        if trail and e["ts"] - trail[-1]["ts"] > 1000:
-            trail.clear()
-        trail.append(e)
-        while len(trail) > 2 and trail[1]["ts"] <= e["ts"] - window_ms:
-            trail.pop(0)
-        a = trail[0]
-        weapon = e.get("weapon")
-        cap = lim.speed_cap(weapon) if isinstance(weapon, str) else math.nan
-        if e["ts"] - a["ts"] >= window_ms:
-            v = math.hypot(e["x"] - a["x"], e["y"] - a["y"]) / ((e["ts"] - a["ts"]) / 1000.0)
-            out.append((int(e["ts"]), v, cap))
+        rules.update(e)
+        if e.get("type") == "pos" and e.get("player") == player:
+            state = rules.player(player)
+            if not math.isnan(state.window_speed):
+                out.append((int(e["ts"]), state.window_speed, state.speed_limit()))
     return out
 
 
@@ -109,19 +97,18 @@ def timeline_png(
         # A NaN after each gap (death, respawn) so no line bridges it.
         tt: list[float] = []
         vs: list[float] = []
-        caps: list[float] = []
-        for k, (t, v, c) in enumerate(trace):
+        limits: list[float] = []
+        for k, (t, v, limit) in enumerate(trace):
             if k and t - trace[k - 1][0] > 1000:
                 tt.append(tt[-1])
                 vs.append(math.nan)
-                caps.append(math.nan)
+                limits.append(math.nan)
             tt.append((t - t0) / 1000.0)
             vs.append(v)
-            caps.append(c)
-        ax1.plot(tt, vs, lw=1.0, color="tab:blue", label="over 0.5 s")
-        if any(not math.isnan(c) for c in caps):
-            ax1.step(tt, caps, where="post", lw=0.9, color="tab:green",
-                     label="cap of the weapon in hand")
+            limits.append(limit)
+        ax1.plot(tt, vs, lw=1.0, color="tab:blue", label="over 0.5 s (what the speed rule judges)")
+        ax1.step(tt, limits, where="post", lw=0.9, color="tab:green",
+                 label="the speed rule's limit (weapon in hand)")
     ax1.axhline(Limits().max_speed_mps, color="grey", ls="--", lw=0.8, label="top legal speed")
     # Linear, with room above the top legal speed: the story is in 4-8 m/s
     # (a slow weapon's cap, the knife's speed, a hack's margin over them).

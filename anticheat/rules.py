@@ -134,6 +134,8 @@ class RuleState:
         self.fired: list[Violation] = []
         self.weapon: str | None = None
         self.speed_floor = config.speed_floor_mps  # most positions are under it: no limit to work out
+        #: Speed over the speed window at the last position (NaN: not judged there).
+        self.window_speed = math.nan
 
     def reset(self, ts: int) -> None:
         """A legitimate teleport (spawn, new round): forget positions, open a grace window."""
@@ -199,6 +201,7 @@ class RuleState:
         cfg, lim = self.config, self.config.limits
         cap = lim.speed_cap(weapon) if weapon is not None else None
         out: list[Violation] = []
+        self.window_speed = math.nan
         self._rearm(ts)
         last = self.last
         self.last = (ts, x, y, z)
@@ -239,7 +242,7 @@ class RuleState:
         t0, x0, y0, _ = self.trail[0]
         span_ms = ts - t0
         if span_ms >= cfg.speed_window_ms:
-            speed = math.hypot(x - x0, y - y0) / (span_ms / 1000.0)
+            speed = self.window_speed = math.hypot(x - x0, y - y0) / (span_ms / 1000.0)
             limit = self.speed_limit() if speed > self.speed_floor else math.inf
             excess = speed / limit - 1.0
             if excess > 0:
