@@ -14,7 +14,7 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -253,11 +253,15 @@ async def _load_match(args: argparse.Namespace) -> list[tuple[dict[str, Any], An
         await bus.close()
 
 
-def _score_match(bundle: Any, events: list[tuple[dict[str, Any], Any]]) -> tuple[Any, list[dict[str, Any]]]:
+def _score_match(bundle: Any, events: list[tuple[dict[str, Any], Any]],
+                 history: Iterable[dict[str, Any]] = ()) -> tuple[Any, list[dict[str, Any]]]:
+    """Score one match's events; ``history`` records (``anticheat.history``) seed the accounts' baseline."""
     from anticheat.service import ScoringCore
     from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC
 
     core = ScoringCore(bundle)
+    for record in history:
+        core.remember(record)
     out: list[dict[str, Any]] = []
     for event, ref in events:
         # Bus offsets are evidence; positions in a file are not (and are no source to order by).
@@ -275,7 +279,8 @@ def _rescore(args: argparse.Namespace) -> int:
     if not events:
         print(f"no events of match {args.match} in the bus's history", file=sys.stderr)
         return 1
-    core, out = _score_match(bundle, events)
+    history = _history_before(args.bus, events, args.match) if bundle.baseline is not None else []
+    core, out = _score_match(bundle, events, history)
     best = core.best_scores(args.match)
     print(f"match {args.match}: {len(events)} events re-scored with {bundle.version} "
           f"(threshold {bundle.policy.threshold:.4f}, FPR {bundle.policy.fpr:.2%})")
@@ -289,8 +294,8 @@ def _rescore(args: argparse.Namespace) -> int:
         from anticheat.consumer import publish
         from gamebus.engines import connect
 
-        # A re-score never read the accounts' history, so its judged matches
-        # never join it: only scores and alerts go back to the bus.
+        # The live service already decided whether this match joined its
+        # accounts' history: only scores and alerts go back to the bus.
         out = [e for e in out if e["type"] != "anticheat.history"]
 
         async def send() -> int:
@@ -302,6 +307,28 @@ def _rescore(args: argparse.Namespace) -> int:
 
         print(f"published {asyncio.run(send())} events")
     return 0
+
+
+def _history_before(url: str, events: list[tuple[dict[str, Any], Any]], match: str) -> list[dict[str, Any]]:
+    """The match's players' judged clean matches from before it, as the live service had them.
+
+    Later matches, and this one if it was judged clean, are left out, so a
+    re-score reads each account against the history it had when it played.
+    """
+    from anticheat.history import read_history
+
+    players = sorted({e["player"] for e, _ in events
+                      if e.get("type") in ("join", "spawn", "pos") and isinstance(e.get("player"), str)})
+    start = min(int(e["ts"]) for e, _ in events)
+
+    async def load(bus: Any) -> list[tuple[dict[str, Any], Any]]:
+        out: list[tuple[dict[str, Any], Any]] = []
+        for player in players:
+            out += await read_history(bus, player)
+        return out
+
+    return [e for e in _read_history(url, load)
+            if e.get("match") != match and isinstance(e.get("ts"), int) and e["ts"] < start]
 
 
 def _read_history(url: str, reader: Callable[[Any], Awaitable[list[tuple[dict[str, Any], Any]]]]) -> list[dict[str, Any]]:

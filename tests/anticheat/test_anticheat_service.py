@@ -390,6 +390,10 @@ async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_fro
             "anticheat", "explain", "--match", "turn-3", "--player", cheater, "--bus", broker.url,
             "--model", str(model_path), "--out", str(tmp_path / "explain")])
         explained = capsys.readouterr().out
+        # A re-score reads the same history, so the account is caught again.
+        rescore_code = await asyncio.to_thread(main, [
+            "anticheat", "rescore", "--match", "turn-3", "--bus", broker.url, "--model", str(model_path)])
+        rescored = capsys.readouterr().out
     # The second worker scored only the last round (the group had committed the rest) ...
     assert set(second.core.matches) == {"turn-3"}
     # ... and read every account's unflagged earlier rounds back from the history topic,
@@ -409,3 +413,4 @@ async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_fro
     assert f"against own history ({own} matches)" in explained and "FLAGGED" in explained
     alert = next(a for a in base if a["player"] == cheater)
     assert alert["features"][0]["name"] in explained
+    assert rescore_code == 0 and f"alert {cheater} baseline: " in rescored
