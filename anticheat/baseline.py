@@ -62,6 +62,7 @@ __all__ = [
     "history_before",
     "history_event",
     "judged_vector",
+    "records_before",
     "replay_accounts",
     "season_rows",
 ]
@@ -418,14 +419,25 @@ def history_before(
     explained) never counts.
     """
     memory = AccountHistory()
-    for e in records:
+    for e in records_before(records, before_ts=before_ts, exclude_match=exclude_match):
         vector = judged_vector(e)
-        if vector is None or e["player"] != player or e["match"] == exclude_match:
-            continue
-        ts = int(e.get("ts", 0))
-        if ts < before_ts:
-            memory.add(player, vector, e["match"], ts)
+        if vector is not None and e["player"] == player:
+            memory.add(player, vector, e["match"], int(e.get("ts", 0)))
     return list(memory.history(player, before_ts))
+
+
+def records_before(
+    records: Iterable[Mapping[str, Any]], *, before_ts: int, exclude_match: str = ""
+) -> list[Mapping[str, Any]]:
+    """The ``anticheat.history`` records judged before ``before_ts``, ``exclude_match`` left out.
+
+    What an account's history held when a match starting at ``before_ts``
+    was played: a re-read of that match (``explain``, ``rescore``) must not
+    see later matches, nor the match itself if it was judged clean.
+    """
+    return [e for e in records
+            if judged_vector(e) is not None and e["match"] != exclude_match
+            and int(e.get("ts", 0)) < before_ts]
 
 
 def replay_accounts(

@@ -14,7 +14,7 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +254,7 @@ async def _load_match(args: argparse.Namespace) -> list[tuple[dict[str, Any], An
 
 
 def _score_match(bundle: Any, events: list[tuple[dict[str, Any], Any]],
-                 history: Iterable[dict[str, Any]] = ()) -> tuple[Any, list[dict[str, Any]]]:
+                 history: Iterable[Mapping[str, Any]] = ()) -> tuple[Any, list[dict[str, Any]]]:
     """Score one match's events; ``history`` records (``anticheat.history``) seed the accounts' baseline."""
     from anticheat.service import ScoringCore
     from gamebus.events import EVENTS_TOPIC, POSITIONS_TOPIC
@@ -279,7 +279,7 @@ def _rescore(args: argparse.Namespace) -> int:
     if not events:
         print(f"no events of match {args.match} in the bus's history", file=sys.stderr)
         return 1
-    history = _history_before(args.bus, events, args.match) if bundle.baseline is not None else []
+    history = _history_records_before(args.bus, events, args.match) if bundle.baseline is not None else []
     core, out = _score_match(bundle, events, history)
     best = core.best_scores(args.match)
     print(f"match {args.match}: {len(events)} events re-scored with {bundle.version} "
@@ -309,12 +309,10 @@ def _rescore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _history_before(url: str, events: list[tuple[dict[str, Any], Any]], match: str) -> list[dict[str, Any]]:
-    """The match's players' judged clean matches from before it, as the live service had them.
-
-    Later matches, and this one if it was judged clean, are left out, so a
-    re-score reads each account against the history it had when it played.
-    """
+def _history_records_before(url: str, events: list[tuple[dict[str, Any], Any]],
+                            match: str) -> list[Mapping[str, Any]]:
+    """The match's players' ``anticheat.history`` records from before it (:func:`records_before`)."""
+    from anticheat.baseline import records_before
     from anticheat.history import read_history
 
     players = sorted({e["player"] for e, _ in events
@@ -327,8 +325,7 @@ def _history_before(url: str, events: list[tuple[dict[str, Any], Any]], match: s
             out += await read_history(bus, player)
         return out
 
-    return [e for e in _read_history(url, load)
-            if e.get("match") != match and isinstance(e.get("ts"), int) and e["ts"] < start]
+    return records_before(_read_history(url, load), before_ts=start, exclude_match=match)
 
 
 def _read_history(url: str, reader: Callable[[Any], Awaitable[list[tuple[dict[str, Any], Any]]]]) -> list[dict[str, Any]]:
