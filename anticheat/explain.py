@@ -46,7 +46,7 @@ def speed_trace(
     """``(ts, speed, limit)``: what the speed rule saw at each position of ``player``.
 
     One tick's distance swings with the server's command jitter; the rule
-    judges the distance over its window (0.5 s) against the fastest cap of
+    judges the distance over its window (0.5 s by default) against the fastest cap of
     the weapons in hand over it, or the knife's speed when positions name
     no weapon. The events go through the rule itself, so the trace skips
     what it skips (the grace after a spawn or round start, gaps).
@@ -72,6 +72,7 @@ def timeline_png(
     player: str,
     flags: Sequence[dict[str, Any]],
     path: str | Path,
+    config: RuleConfig | None = None,
 ) -> Path:
     """Speed and aim traces of ``player`` with shots, kills and flags, as a PNG."""
     import matplotlib
@@ -92,7 +93,8 @@ def timeline_png(
         aim.append(math.hypot(dyaw, b["pitch"] - a["pitch"]) / dt)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
     ax1.plot(ts, speed, lw=0.5, color="tab:blue", alpha=0.4, label="per tick")
-    trace = speed_trace(events, player)
+    config = config or RuleConfig()
+    trace = speed_trace(events, player, config)
     if trace:
         # A NaN after each gap (death, respawn) so no line bridges it.
         tt: list[float] = []
@@ -106,7 +108,8 @@ def timeline_png(
             tt.append((t - t0) / 1000.0)
             vs.append(v)
             limits.append(limit)
-        ax1.plot(tt, vs, lw=1.0, color="tab:blue", label="over 0.5 s (what the speed rule judges)")
+        ax1.plot(tt, vs, lw=1.0, color="tab:blue",
+                 label=f"over {config.speed_window_ms / 1000:g} s (what the speed rule judges)")
         ax1.step(tt, limits, where="post", lw=0.9, color="tab:green",
                  label="the speed rule's limit (weapon in hand)")
     ax1.axhline(Limits().max_speed_mps, color="grey", ls="--", lw=0.8, label="top legal speed")

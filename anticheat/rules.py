@@ -72,9 +72,9 @@ class Violation:
     ``value`` is in the rule's unit: speed in m/s over the speed window,
     teleport the metres a step went past what the game allows, fly the
     height of the feet in metres. A speed violation also says the limit it
-    broke at that moment and the weapon in hand (None when the positions do
+    broke at that moment, the weapon in hand (None when the positions do
     not name one), since a run that is legal with the knife out is not with
-    a sniper out.
+    a sniper out, and the window its speed was measured over.
     """
 
     rule: str
@@ -85,6 +85,7 @@ class Violation:
     evidence: tuple[Any, ...] = ()
     limit: float | None = None
     weapon: str | None = None
+    window_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rule": self.rule, "ts": self.ts, "level": round(self.level, 3),
@@ -93,6 +94,8 @@ class Violation:
             out["limit"] = round(self.limit, 3)
         if self.weapon is not None:
             out["weapon"] = self.weapon
+        if self.window_ms is not None:
+            out["window_ms"] = self.window_ms
         return out
 
     def reason(self) -> str:
@@ -100,7 +103,8 @@ class Violation:
         if self.rule == "speed":
             held = f", {self.weapon} in hand" if self.weapon else ""
             limit = f" against {self.limit:.2f} m/s{held}" if self.limit is not None else ""
-            what = f"{self.value:.2f} m/s over 0.5 s{limit}"
+            over = f" over {self.window_ms / 1000:g} s" if self.window_ms is not None else ""
+            what = f"{self.value:.2f} m/s{over}{limit}"
         elif self.rule == "teleport":
             what = f"{self.value:.2f} m past the step the game allows"
         else:
@@ -165,7 +169,8 @@ class RuleState:
         if lv.armed and lv.value >= cfg.fire_level:
             lv.armed = False
             v = Violation(rule, self.player, ts, lv.value, lv.worst, tuple(lv.evidence),
-                          lv.worst_limit, lv.worst_weapon)
+                          lv.worst_limit, lv.worst_weapon,
+                          cfg.speed_window_ms if rule == "speed" else None)
             self.fired.append(v)
             out.append(v)
 

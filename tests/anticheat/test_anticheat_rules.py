@@ -41,6 +41,13 @@ def test_a_sniper_in_hand_at_a_third_over_its_cap_fires_speed():
     assert out[0].reason().startswith("rule speed: 6.34 m/s over 0.5 s against 5.28 m/s, sniper in hand")
 
 
+def test_a_speed_violation_names_the_window_it_was_measured_over():
+    out = fired(held(walk("p1", speed_mps=4.8 * 1.32, seconds=10), "sniper"),
+                RuleConfig(speed_window_ms=1000))
+    assert out[0].window_ms == 1000 and out[0].to_dict()["window_ms"] == 1000
+    assert " over 1 s against " in out[0].reason()
+
+
 def test_a_sniper_carrier_running_with_the_knife_out_never_fires():
     assert fired(held(walk("p1", speed_mps=6.0, seconds=30), "knife")) == []
 
