@@ -56,6 +56,7 @@ __all__ = [
     "Policy",
     "Scorer",
     "Verdict",
+    "combine_scores",
     "load",
     "percentile_of",
     "save",
@@ -187,6 +188,18 @@ class Combiner:
         return _tail(self.window_ref, best_window) < _tail(self.match_ref, best_match)
 
 
+def combine_scores(combiner: Combiner | None, best_match: float, best_window: float) -> float:
+    """One player's score: the combiner's rarer evidence, or without one the plain maximum (NaN: none yet).
+
+    The one reading shared by the service (:meth:`ModelBundle.combine`) and
+    training and evaluation (:func:`anticheat.train.combine_best`), so the
+    threshold is chosen on the very score the service alerts on.
+    """
+    if combiner is None:
+        return max((v for v in (best_match, best_window) if not math.isnan(v)), default=0.0)
+    return combiner.combine(best_match, best_window)
+
+
 def _tail(ref: Sequence[float], value: float) -> float:
     """Share of ``ref`` at or above ``value``, as ``(k + 1) / (n + 1)``; 1 when unknown."""
     if math.isnan(value) or not ref:
@@ -251,9 +264,7 @@ class ModelBundle:
 
     def combine(self, best_match: float, best_window: float) -> float:
         """The player's score from its best match-long and best window scores (NaN: none yet)."""
-        if self.combiner is None:
-            return max((v for v in (best_match, best_window) if not math.isnan(v)), default=0.0)
-        return self.combiner.combine(best_match, best_window)
+        return combine_scores(self.combiner, best_match, best_window)
 
     def window_decides(self, best_match: float, best_window: float) -> bool:
         """Whether the best window, not the match-long vector, explains the score."""

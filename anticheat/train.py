@@ -21,7 +21,15 @@ import numpy as np
 from anticheat.baseline import BaselineModel, Vector, fit_baseline, season_rows
 from anticheat.dataset import PlayerRecord, build_records, reshrink, snapshot_label
 from anticheat.features import FEATURE_NAMES
-from anticheat.model import MIN_ALIVE_S, Combiner, ModelBundle, Scorer, threshold_for_fpr, to_matrix
+from anticheat.model import (
+    MIN_ALIVE_S,
+    Combiner,
+    ModelBundle,
+    Scorer,
+    combine_scores,
+    threshold_for_fpr,
+    to_matrix,
+)
 from anticheat.stats import beta_prior
 
 __all__ = ["combine_best", "fit", "fit_baseline_season", "fit_bundle", "model_version", "priors_from", "season_matches"]
@@ -88,9 +96,8 @@ def combine_best(best_match: np.ndarray, best_window: np.ndarray, combiner: Comb
 
     With a :class:`~anticheat.model.Combiner`, the rarer of the two; without one, the plain maximum.
     """
-    if combiner is None:
-        return np.fmax(best_match, best_window)
-    combined = [combiner.combine(m, w) for m, w in zip(best_match.tolist(), best_window.tolist(), strict=True)]
+    combined = [combine_scores(combiner, m, w)
+                for m, w in zip(best_match.tolist(), best_window.tolist(), strict=True)]
     out = np.array(combined, dtype=np.float64)
     out[np.isnan(best_match) & np.isnan(best_window)] = np.nan
     return out
