@@ -397,13 +397,17 @@ def history_event(match: str, ts: int, player: str, vector: Mapping[str, float],
     return event
 
 
+def _is_judged(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` is a well-formed ``anticheat.history`` record (its vector not yet read)."""
+    return (event.get("type") == "anticheat.history" and isinstance(event.get("features"), dict)
+            and isinstance(event.get("player"), str) and isinstance(event.get("match"), str))
+
+
 def judged_vector(event: Mapping[str, Any]) -> dict[str, float] | None:
     """The match-long vector of an ``anticheat.history`` record, or None for any other event."""
-    vector = event.get("features")
-    if (event.get("type") != "anticheat.history" or not isinstance(vector, dict)
-            or not isinstance(event.get("player"), str) or not isinstance(event.get("match"), str)):
+    if not _is_judged(event):
         return None
-    return {str(k): float(v) for k, v in vector.items()
+    return {str(k): float(v) for k, v in event["features"].items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
@@ -436,7 +440,7 @@ def records_before(
     see later matches, nor the match itself if it was judged clean.
     """
     return [e for e in records
-            if judged_vector(e) is not None and e["match"] != exclude_match
+            if _is_judged(e) and e["match"] != exclude_match
             and int(e.get("ts", 0)) < before_ts]
 
 
