@@ -75,7 +75,7 @@ MIN_TICKS: Final = 20
 class Point(Protocol):
     """A player's feet at ``ts`` and velocity (NaN when not reported), from the position history.
 
-    ``features.Sample`` is one.
+    ``anticheat.player_state.Sample`` is one.
     """
 
     @property
