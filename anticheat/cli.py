@@ -28,6 +28,8 @@ DEFAULT_MODEL = "models/anticheat.skops"
 #: a closet cheater's toggled-on stretch, and a subtle aimbot, enough shots
 #: to be told from a good player at a 1% false-positive rate (60 s did not).
 MATCH_S = 120.0
+_MODEL_HELP = "a model saved by 'gamebus anticheat train' (default: %(default)s)"
+_BUS_HELP = "gamebus://host:port or nats://host:port"
 
 
 def register(subparsers: Any) -> None:
@@ -36,28 +38,43 @@ def register(subparsers: Any) -> None:
     ac.set_defaults(func=lambda _a: (ac.print_help(), 2)[1])
 
     p = sub.add_parser("train", help="train a model on simulated matches")
-    p.add_argument("--matches", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", type=Path, default=Path("models"))
-    p.add_argument("--players", type=int, default=20)
-    p.add_argument("--cheaters", type=float, default=0.2, help="share of cheaters per match")
-    p.add_argument("--target-fpr", type=float, default=0.01)
-    p.add_argument("--duration", type=float, default=MATCH_S, help="seconds per simulated match")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--matches", type=int, default=1000,
+                   help="matches to simulate; the last quarter sets the threshold (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="simulation seed; evaluate on another one (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("models"),
+                   help="directory for the versioned .skops model and anticheat.skops (default: %(default)s)")
+    p.add_argument("--players", type=int, default=20, help="players per match (default: %(default)s)")
+    p.add_argument("--cheaters", type=float, default=0.2,
+                   help="share of cheaters per match (default: %(default)s)")
+    p.add_argument("--target-fpr", type=float, default=0.01,
+                   help="false-positive rate the alert threshold is chosen for, on clean held-out "
+                        "players (default: %(default)s)")
+    p.add_argument("--duration", type=float, default=MATCH_S,
+                   help="seconds per simulated match (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes simulating and replaying matches (default: %(default)s)")
     p.add_argument("--season-accounts", type=int, default=1000,
                    help="also fit the per-account baseline on a season of this many accounts "
                         "(5 matches each; a multiple of --players; 0: no baseline)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="evaluate a model on held-out simulated matches")
-    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
-    p.add_argument("--matches", type=int, default=300)
-    p.add_argument("--seed", type=int, default=99)
-    p.add_argument("--players", type=int, default=20)
-    p.add_argument("--cheaters", type=float, default=0.2)
-    p.add_argument("--out", type=Path, default=Path("models/report"))
-    p.add_argument("--duration", type=float, default=MATCH_S, help="seconds per simulated match")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=_MODEL_HELP)
+    p.add_argument("--matches", type=int, default=300,
+                   help="held-out matches to simulate (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=99,
+                   help="simulation seed, other than the training one (default: %(default)s)")
+    p.add_argument("--players", type=int, default=20, help="players per match (default: %(default)s)")
+    p.add_argument("--cheaters", type=float, default=0.2,
+                   help="share of cheaters per match (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("models/report"),
+                   help="directory for report.md, roc.png, recall_by_kind.png and players.csv "
+                        "(default: %(default)s)")
+    p.add_argument("--duration", type=float, default=MATCH_S,
+                   help="seconds per simulated match (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes simulating and replaying matches (default: %(default)s)")
     p.add_argument("--accounts", type=int, default=0,
                    help="play a season of this many persistent accounts (a multiple of --players) "
                         "instead of a fresh lobby per match, and report accounts across matches")
@@ -69,10 +86,11 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("run", help="score the bus live as a member of a consumer group")
-    p.add_argument("--bus", required=True, help="gamebus://host:port or nats://host:port")
-    p.add_argument("--group", default="anticheat")
-    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
-    p.add_argument("--token", default=None)
+    p.add_argument("--bus", required=True, help=_BUS_HELP)
+    p.add_argument("--group", default="anticheat",
+                   help="consumer group; workers in one group share the partitions (default: %(default)s)")
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=_MODEL_HELP)
+    p.add_argument("--token", default=None, help="token for the bus, when it asks for one")
     p.add_argument("--score-interval-ms", type=int, default=None,
                    help="match time between scores (default: 15000, the cadence the model's "
                         "cut-offs were chosen on)")
@@ -81,33 +99,34 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_run)
 
     p = sub.add_parser("explain", help="why a player was scored: features vs population, timeline PNG")
-    p.add_argument("--match", required=True)
-    p.add_argument("--player", required=True)
+    p.add_argument("--match", required=True, help="match id, as in the alert")
+    p.add_argument("--player", required=True, help="player id, as in the alert")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--bus", help="read the match from the bus's history")
     src.add_argument("--events", type=Path, help="read the match from a msgpack events file")
-    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
-    p.add_argument("--out", type=Path, default=Path("reports/explain"))
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=_MODEL_HELP)
+    p.add_argument("--out", type=Path, default=Path("reports/explain"),
+                   help="directory for the timeline PNG (default: %(default)s)")
     p.set_defaults(func=_explain)
 
     p = sub.add_parser("review", help="ranked queue of flagged players from the alerts topic")
-    p.add_argument("--bus", required=True)
-    p.add_argument("--limit", type=int, default=25)
+    p.add_argument("--bus", required=True, help=_BUS_HELP)
+    p.add_argument("--limit", type=int, default=25, help="players in the queue (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_review)
 
     p = sub.add_parser("accounts", help="players ranked by their evidence across matches, "
                                           "from the scores topic")
-    p.add_argument("--bus", required=True)
-    p.add_argument("--limit", type=int, default=25)
+    p.add_argument("--bus", required=True, help=_BUS_HELP)
+    p.add_argument("--limit", type=int, default=25, help="players listed (default: %(default)s)")
     p.add_argument("--min-matches", type=int, default=1, help="only players with this many scored matches")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_accounts)
 
     p = sub.add_parser("rescore", help="re-read a past match from the bus and score it again")
-    p.add_argument("--bus", required=True)
-    p.add_argument("--match", required=True)
-    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL))
+    p.add_argument("--bus", required=True, help=_BUS_HELP)
+    p.add_argument("--match", required=True, help="match id to read again from the bus's history")
+    p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=_MODEL_HELP)
     p.add_argument("--publish", action="store_true", help="publish the new scores and alerts")
     p.set_defaults(func=_rescore)
 

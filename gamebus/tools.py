@@ -28,8 +28,10 @@ __all__ = ["register"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=os.environ.get("GAMEBUS_URL", "gamebus://127.0.0.1:7400"))
-    p.add_argument("--token", default=os.environ.get("GAMEBUS_TOKEN"))
+    p.add_argument("--url", default=os.environ.get("GAMEBUS_URL", "gamebus://127.0.0.1:7400"),
+                   help="bus URL, gamebus:// or nats:// (default: $GAMEBUS_URL or %(default)s)")
+    p.add_argument("--token", default=os.environ.get("GAMEBUS_TOKEN"),
+                   help="token for the bus (default: $GAMEBUS_TOKEN)")
 
 
 def register(subparsers: Any) -> None:
@@ -37,7 +39,7 @@ def register(subparsers: Any) -> None:
     tsub = topics.add_subparsers(dest="topics_command", metavar="ACTION", required=True)
     create = tsub.add_parser("create", help="create a topic")
     create.add_argument("name")
-    create.add_argument("--partitions", type=int, default=8)
+    create.add_argument("--partitions", type=int, default=8, help="partitions (default: %(default)s)")
     create.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                         help="topic setting, e.g. retention_ms=60000 (repeatable)")
     list_ = tsub.add_parser("list", help="list topics with partition counts")
@@ -49,7 +51,9 @@ def register(subparsers: Any) -> None:
 
     produce = subparsers.add_parser("produce", help="publish JSON lines from stdin")
     produce.add_argument("topic")
-    produce.add_argument("--acks", choices=("none", "memory", "durable"), default=None)
+    produce.add_argument("--acks", choices=("none", "memory", "durable"), default=None,
+                         help="wait for nothing, the broker's memory, or the disk "
+                              "(default: durable for match events, alerts and history, memory for the rest)")
     produce.add_argument("--key", default=None, help="key for every event (default: its match)")
     produce.add_argument("--no-validate", action="store_true", help="send events unchecked")
     _common(produce)

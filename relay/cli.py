@@ -23,23 +23,32 @@ def register(subparsers: Any) -> None:
     """Add ``gamebus relay`` to the ``gamebus`` command."""
     p = subparsers.add_parser("relay", help="run a WebSocket relay node", description=__doc__)
     p.add_argument("--bus", default="gamebus://127.0.0.1:7400", help="bus URL (gamebus:// or nats://)")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
     p.add_argument("--port", type=int, default=7410, help="WebSocket port (0: any free port)")
     p.add_argument("--http-port", type=int, default=7411, help="/healthz and /metrics port (-1: none)")
     p.add_argument("--jwt-secret", default=None, help="HS256 key (prefer --jwt-secret-env)")
     p.add_argument("--jwt-secret-env", default="GAMEBUS_JWT_SECRET", help="environment variable holding the key")
-    p.add_argument("--jwt-algorithm", default="HS256")
-    p.add_argument("--spectator-delay-ms", type=int, default=0)
-    p.add_argument("--max-subscriptions", type=int, default=16)
-    p.add_argument("--max-message-bytes", type=int, default=64 * 1024)
+    p.add_argument("--jwt-algorithm", default="HS256", help="algorithm tokens are signed with (default: %(default)s)")
+    p.add_argument("--spectator-delay-ms", type=int, default=0,
+                   help="how far spectators are held behind live; players never are (default: %(default)s)")
+    p.add_argument("--max-subscriptions", type=int, default=16,
+                   help="subscriptions one connection may hold (default: %(default)s)")
+    p.add_argument("--max-message-bytes", type=int, default=64 * 1024,
+                   help="largest client message; a bigger one closes with 1009 (default: %(default)s)")
     p.add_argument("--message-rate", type=float, default=50.0, help="client messages per second")
-    p.add_argument("--idle-timeout-s", type=float, default=60.0)
-    p.add_argument("--ping-interval-s", type=float, default=20.0)
-    p.add_argument("--high-water-bytes", type=int, default=256 * 1024)
-    p.add_argument("--max-queued-events", type=int, default=2_048)
+    p.add_argument("--idle-timeout-s", type=float, default=60.0,
+                   help="close a connection with no subscription after this long (default: %(default)s)")
+    p.add_argument("--ping-interval-s", type=float, default=20.0,
+                   help="WebSocket ping interval; a peer that stops answering is closed (default: %(default)s)")
+    p.add_argument("--high-water-bytes", type=int, default=256 * 1024,
+                   help="unsent bytes past which a slow client's positions are conflated "
+                        "(default: %(default)s)")
+    p.add_argument("--max-queued-events", type=int, default=2_048,
+                   help="match events queued for a slow client before it is closed with 4009 "
+                        "(default: %(default)s)")
     p.add_argument("--socket-send-buffer-bytes", type=int, default=128 * 1024,
                    help="SO_SNDBUF per client (0: leave the kernel's autotuning)")
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR (default: %(default)s)")
     p.set_defaults(func=_run)
 
 

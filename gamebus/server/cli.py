@@ -29,12 +29,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--admin-host", default=None, help="admin HTTP address (default 127.0.0.1)")
     p.add_argument("--admin-port", type=int, default=None, help="admin HTTP port (default 7401)")
     p.add_argument("--config", type=Path, default=None, help="TOML or JSON config (tokens, limits)")
-    p.add_argument("--fsync", choices=("always", "interval", "never"), default=None)
-    p.add_argument("--default-partitions", type=int, default=None)
+    p.add_argument("--fsync", choices=("always", "interval", "never"), default=None,
+                   help="when durable acks wait for the disk: every flush, on a timer, or never "
+                        "(default always)")
+    p.add_argument("--default-partitions", type=int, default=None,
+                   help="partitions of a topic created on first produce (default 8)")
     auto = p.add_mutually_exclusive_group()
     auto.add_argument("--auto-create", dest="auto_create", action="store_true", default=None,
                       help="create unknown topics on first produce (default)")
-    auto.add_argument("--no-auto-create", dest="auto_create", action="store_false")
+    auto.add_argument("--no-auto-create", dest="auto_create", action="store_false",
+                      help="refuse produces to unknown topics (create them with 'gamebus topics create')")
     p.set_defaults(func=_run)
 
 

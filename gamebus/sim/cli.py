@@ -73,10 +73,12 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--matches", type=int, default=10, help="matches to play (with --loop: at once)")
-    p.add_argument("--players", type=int, default=20)
+    p.add_argument("--players", type=int, default=20, help="players per match (default: %(default)s)")
     p.add_argument("--cheaters", type=_cheaters, default=0.1, help="a count (3) or a share (0.1)")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--tick-hz", type=int, default=20)
+    p.add_argument("--seed", type=int, default=7,
+                   help="the same seed plays the same matches (default: %(default)s)")
+    p.add_argument("--tick-hz", type=int, default=20,
+                   help="position updates per player per second (default: %(default)s)")
     p.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, help="seconds per match")
     p.add_argument("--kinds", type=parse_kinds, default=None, help=f"comma list of {','.join(CHEAT_KINDS)}")
     p.add_argument("--intensity", choices=INTENSITIES, default=None, help="default: either")

@@ -87,9 +87,12 @@ def _add_options(p: argparse.ArgumentParser) -> None:
                    help="runs per measurement (default 3, 1 with --quick)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds before a module is stopped (default 1800, 600 with --quick)")
-    p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
-    p.add_argument("--json-output", type=Path, default=ROOT / "BENCHMARKS.json")
-    p.add_argument("--plots-dir", type=Path, default=ROOT / "docs" / "bench")
+    p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
+                   help="the Markdown results, with the machine and command (default: BENCHMARKS.md)")
+    p.add_argument("--json-output", type=Path, default=ROOT / "BENCHMARKS.json",
+                   help="the same results as JSON (default: BENCHMARKS.json)")
+    p.add_argument("--plots-dir", type=Path, default=ROOT / "docs" / "bench",
+                   help="directory for the plots (default: docs/bench)")
     p.add_argument("--no-write", action="store_true", help="print, don't touch BENCHMARKS.md")
 
 
