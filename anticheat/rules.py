@@ -49,7 +49,13 @@ class RuleConfig:
     speed_gain_per_excess: float = 10.0
     teleport_factor: float = 2.0
     teleport_slack_m: float = 1.5
-    teleport_gain_per_m: float = 0.25
+    #: A step 2 m past what the game allows fires on its own: a position the
+    #: server published that far from the last one is no jitter (the slack
+    #: above covers that), and a closet cheater's subtle hops (2.5-4.5 m) can
+    #: come one at a time, further apart than the half-life (at 0.25 a
+    #: cheater with two 3 m hops 11 s apart peaked at 0.99 and was missed).
+    #: Smaller impossible steps still need another within a few seconds.
+    teleport_gain_per_m: float = 0.5
     max_step_ms: int = 1000
     air_slack_s: float = 0.25
     height_slack_m: float = 0.4

@@ -128,3 +128,22 @@ def test_levels_decay_with_the_half_life_and_rearm():
     later = walk("p1", speed_mps=3.0, seconds=1, t0=60_000, x0=40.0)
     later.append(pos(61_050, "p1", 80.0, 10.0))
     assert [v.rule for v in run(rules, later)] == ["teleport"]
+
+
+def test_one_subtle_hop_fires_teleport_on_its_own():
+    # 3 m in one 50 ms tick, where 0.3 m is allowed: a closet cheater's
+    # single hop, with no second one inside the half-life.
+    events = walk("p1", speed_mps=0.0, seconds=2)
+    events += walk("p1", speed_mps=0.0, seconds=2, t0=2050, x0=13.0)
+    out = fired(events)
+    assert [v.rule for v in out] == ["teleport"]
+    assert out[0].value == pytest.approx(3.0 - 0.3, abs=1e-6)
+
+
+def test_a_step_just_past_the_slack_needs_a_second_one():
+    # 2.2 m in a tick: past the 2.1 m the rule judges from, 1.9 m past the
+    # allowed 0.3 m, so its level is under 1 until another such step.
+    one = [*walk("p1", speed_mps=0.0, seconds=2), *walk("p1", speed_mps=0.0, seconds=2, t0=2050, x0=12.2)]
+    assert fired(one) == []
+    two = [*one, *walk("p1", speed_mps=0.0, seconds=2, t0=4100, x0=14.4)]
+    assert [v.rule for v in fired(two)] == ["teleport"]
