@@ -38,22 +38,13 @@ def register(subparsers: Any) -> None:
     ac.set_defaults(func=lambda _a: (ac.print_help(), 2)[1])
 
     p = sub.add_parser("train", help="train a model on simulated matches")
-    p.add_argument("--matches", type=int, default=1000,
-                   help="matches to simulate; the last quarter sets the threshold (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=1,
-                   help="simulation seed; evaluate on another one (default: %(default)s)")
+    _simulation_options(p, matches=1000, matches_help="matches to simulate; the last quarter sets the threshold",
+                        seed=1, seed_help="simulation seed; evaluate on another one")
     p.add_argument("--out", type=Path, default=Path("models"),
                    help="directory for the versioned .skops model and anticheat.skops (default: %(default)s)")
-    p.add_argument("--players", type=int, default=20, help="players per match (default: %(default)s)")
-    p.add_argument("--cheaters", type=float, default=0.2,
-                   help="share of cheaters per match (default: %(default)s)")
     p.add_argument("--target-fpr", type=float, default=0.01,
                    help="false-positive rate the alert threshold is chosen for, on clean held-out "
                         "players (default: %(default)s)")
-    p.add_argument("--duration", type=float, default=MATCH_S,
-                   help="seconds per simulated match (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="processes simulating and replaying matches (default: %(default)s)")
     p.add_argument("--season-accounts", type=int, default=1000,
                    help="also fit the per-account baseline on a season of this many accounts "
                         "(5 matches each; a multiple of --players; 0: no baseline)")
@@ -61,20 +52,11 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("evaluate", help="evaluate a model on held-out simulated matches")
     p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=_MODEL_HELP)
-    p.add_argument("--matches", type=int, default=300,
-                   help="held-out matches to simulate (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=99,
-                   help="simulation seed, other than the training one (default: %(default)s)")
-    p.add_argument("--players", type=int, default=20, help="players per match (default: %(default)s)")
-    p.add_argument("--cheaters", type=float, default=0.2,
-                   help="share of cheaters per match (default: %(default)s)")
+    _simulation_options(p, matches=300, matches_help="held-out matches to simulate",
+                        seed=99, seed_help="simulation seed, other than the training one")
     p.add_argument("--out", type=Path, default=Path("models/report"),
                    help="directory for report.md, roc.png, recall_by_kind.png and players.csv "
                         "(default: %(default)s)")
-    p.add_argument("--duration", type=float, default=MATCH_S,
-                   help="seconds per simulated match (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="processes simulating and replaying matches (default: %(default)s)")
     p.add_argument("--accounts", type=int, default=0,
                    help="play a season of this many persistent accounts (a multiple of --players) "
                         "instead of a fresh lobby per match, and report accounts across matches")
@@ -129,6 +111,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=_MODEL_HELP)
     p.add_argument("--publish", action="store_true", help="publish the new scores and alerts")
     p.set_defaults(func=_rescore)
+
+
+def _simulation_options(p: argparse.ArgumentParser, *, matches: int, matches_help: str, seed: int,
+                        seed_help: str) -> None:
+    """The simulated matches train and evaluate both play: how many, from which seed, of what."""
+    p.add_argument("--matches", type=int, default=matches, help=f"{matches_help} (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=seed, help=f"{seed_help} (default: %(default)s)")
+    p.add_argument("--players", type=int, default=20, help="players per match (default: %(default)s)")
+    p.add_argument("--cheaters", type=float, default=0.2,
+                   help="share of cheaters per match (default: %(default)s)")
+    p.add_argument("--duration", type=float, default=MATCH_S,
+                   help="seconds per simulated match (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes simulating and replaying matches (default: %(default)s)")
 
 
 def _kinds(text: str) -> list[str]:
