@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from anticheat.physics import map_for
 from anticheat.player_state import PlayerState, Sample, ShotReading, event_number, shrink
 from anticheat.schema import FEATURE_NAMES, FEATURES_REVISION, FeatureConfig, feature_recipe
 from anticheat.shot_reading import nearest_in_view, read_shot
+from anticheat.stats import NAN
 from gamebus.sim.world import GameMap
 
 __all__ = [
@@ -64,9 +65,6 @@ __all__ = [
     "feature_recipe",
     "shrink",
 ]
-
-NAN: Final = float("nan")
-
 
 class Window:
     """One sliding window of a match: fresh per-player states for ``[start, end)``.

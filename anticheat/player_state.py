@@ -16,18 +16,15 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
 from anticheat.physics import wrap_deg
 from anticheat.schema import FeatureConfig
 from anticheat.shot_evidence import outcome_step, trigger_step
-from anticheat.stats import Histogram, Samples, quantile
+from anticheat.stats import NAN, Histogram, Samples, quantile
 from anticheat.tracking_lag import ZERO_TERMS, LagFit, LagTerms
 
 __all__ = ["PlayerState", "Sample", "ShotReading", "event_number", "shrink"]
-
-NAN: Final = float("nan")
-
 
 class Sample(NamedTuple):
     """One position of a player: feet position, view direction, and velocity when reported.

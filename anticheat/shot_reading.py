@@ -19,11 +19,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from typing import Final
 
 from anticheat.physics import Limits, aim_angles, angle_between, visible_many, wrap_deg
 from anticheat.player_state import PlayerState, Sample, ShotReading
 from anticheat.schema import FeatureConfig
+from anticheat.stats import NAN
 from anticheat.tracking_lag import (
     ZERO_TERMS,
     LagTerms,
@@ -36,9 +36,6 @@ from gamebus.sim.weapons import hit_test
 from gamebus.sim.world import PLAYER_RADIUS_M, GameMap
 
 __all__ = ["nearest_in_view", "read_shot"]
-
-NAN: Final = float("nan")
-
 
 def read_shot(shooter: PlayerState, target: PlayerState, shot: Sample, *,
               config: FeatureConfig, game_map: GameMap | None) -> ShotReading:

@@ -17,7 +17,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-__all__ = ["Histogram", "Samples", "beta_prior", "quantile", "rate_interval"]
+__all__ = ["NAN", "Histogram", "Samples", "beta_prior", "quantile", "rate_interval"]
 
 NAN = float("nan")
 
