@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from anticheat.physics import wrap_deg
 from anticheat.schema import FeatureConfig
-from anticheat.shot_evidence import outcome_step, trigger_step
+from anticheat.shot_evidence import aim_step, outcome_step, trigger_step
 from anticheat.stats import NAN, Histogram, Samples, quantile
 from anticheat.tracking_lag import ZERO_TERMS, LagFit, LagTerms
 
@@ -136,7 +136,7 @@ class PlayerState:
         # climbs during a toggled-on stretch and sinks back after, so its
         # maximum finds a closet cheater's burst wherever it falls.
         self.cusum = {"cusum_trigger_max": 0.0, "cusum_hitbox_max": 0.0, "cusum_lock_max": 0.0,
-                      "cusum_turn_max": 0.0}
+                      "cusum_turn_max": 0.0, "cusum_aim_max": 0.0}
         self.cusum_now = {k: 0.0 for k in self.cusum}
         self.aimed_shots = 0
         self.reaction = Samples()
@@ -324,6 +324,7 @@ class PlayerState:
         if not math.isnan(r.delay_ms):
             self.on_target.add(r.delay_ms)
             self.on_target_zero += int(r.delay_ms <= 1.0)
+        self._climb("cusum_aim_max", aim_step(r, ping))
         fast_opening = r.on_box and r.engage_ms < self.config.fast_engage_ms  # NaN: not an opening
         self.window_shot(r.on_box, r.turn_deg_s >= self.config.turn_fast_deg_s,
                          opens=r.opens_burst, fast_opening=fast_opening)
@@ -343,9 +344,7 @@ class PlayerState:
             "cusum_turn_max": outcome_step("cusum_turn_max", turning),
         }
         for name, step in steps.items():
-            now = max(0.0, self.cusum_now[name] + step)
-            self.cusum_now[name] = now
-            self.cusum[name] = max(self.cusum[name], now)
+            self._climb(name, step)
         self.recent.append((self.shot_error_last, on_box, trigger))
         if len(self.recent) < self.recent.maxlen:  # type: ignore[operator]
             return
@@ -357,6 +356,12 @@ class PlayerState:
         w["win_max_lock_frac"] = _nanmax(
             w["win_max_lock_frac"], sum(e <= self.config.lock_deg for e in errors) / n)
         w["win_min_error_deg"] = -_nanmax(-w["win_min_error_deg"], -quantile(errors, 0.5))
+
+    def _climb(self, name: str, step: float) -> None:
+        """Add ``step`` to the CUSUM ``name`` (floored at zero) and keep its highest."""
+        now = max(0.0, self.cusum_now[name] + step)
+        self.cusum_now[name] = now
+        self.cusum[name] = max(self.cusum[name], now)
 
     def window_reaction(self, reaction_ms: float) -> None:
         self.recent_reactions.append(reaction_ms)

@@ -56,6 +56,7 @@ FEATURE_NAMES: Final[tuple[str, ...]] = (
     "cusum_hitbox_max",
     "cusum_lock_max",
     "cusum_turn_max",
+    "cusum_aim_max",
     "shot_turn_median_deg_s",
     "shot_turn_fast_frac",
     "reaction_median_ms",

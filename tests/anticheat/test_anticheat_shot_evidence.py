@@ -5,9 +5,12 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from anticheat.player_state import PlayerState, ShotReading
+from anticheat.schema import FeatureConfig
 from anticheat.shot_evidence import (
     CONTACT_FIRST,
     CONTACT_OFF,
@@ -15,9 +18,11 @@ from anticheat.shot_evidence import (
     CUSUM_STEPS,
     FAST_OPENING_STEP,
     TRIGGER_STEPS,
+    aim_step,
     outcome_step,
     trigger_step,
 )
+from anticheat.tracking_lag import ZERO_TERMS, LagTerms
 
 
 def test_every_trigger_cell_is_a_finite_log_ratio() -> None:
@@ -51,3 +56,57 @@ def test_first_contact_is_read_before_resting_on_the_hitbox(turning: bool, opens
 def test_outcome_steps_climb_on_the_tell_and_sink_without_it() -> None:
     for name in CUSUM_STEPS:
         assert outcome_step(name, True) > 0.0 > outcome_step(name, False)
+
+
+def _reading(*, error: float = 0.8, on_box: bool = True, turn: float = 10.0, engage: float = math.nan,
+             reaction: float = math.nan, delay: float = 60.0, flick: float = math.nan,
+             track: tuple[float, ...] = (0.6, 0.7), jitter: tuple[float, ...] = (12.0,),
+             lag: LagTerms = ZERO_TERMS, opens: bool = False) -> ShotReading:
+    return ShotReading(error, on_box, turn, engage, reaction, delay, flick, track, jitter, lag, opens)
+
+
+def test_a_tighter_aim_is_likelier_from_the_aimbot() -> None:
+    # Each reading the bot tightens, tightened alone, raises the step.
+    base = aim_step(_reading(), 40.0)
+    assert aim_step(_reading(error=0.1), 40.0) > base
+    assert aim_step(_reading(track=(0.1, 0.12)), 40.0) > base
+    assert aim_step(_reading(jitter=(2.0,)), 40.0) > base
+    opening = _reading(engage=700.0, reaction=350.0, flick=120.0, track=(), jitter=(), opens=True)
+    faster = opening._replace(engage_ms=450.0, reaction_ms=190.0, flick_ms_per_bit=70.0)
+    assert aim_step(faster, 40.0) > aim_step(opening, 40.0)
+
+
+def test_the_reaction_is_read_net_of_the_players_ping() -> None:
+    opening = _reading(engage=500.0, reaction=300.0, flick=90.0, track=(), jitter=(), opens=True)
+    # The same clock time is a faster hand behind a slower line.
+    assert aim_step(opening, 120.0) > aim_step(opening, 20.0)
+    # An unknown ping leaves the reaction unread rather than guessed.
+    unread = opening._replace(engage_ms=math.nan, reaction_ms=math.nan)
+    assert aim_step(opening, math.nan) == aim_step(unread, 40.0)
+
+
+nan_or = st.one_of(st.just(math.nan), st.floats(0.0, 5000.0))
+
+
+@given(error=nan_or, turn=nan_or, engage=nan_or, reaction=nan_or, delay=nan_or, flick=nan_or,
+       track=st.lists(st.floats(0.0, 90.0), max_size=5), ping=nan_or, opens=st.booleans(),
+       ticks=st.integers(0, 50), ee=st.floats(0.0, 1e4), motion=st.floats(0.0, 1e4))
+def test_any_reading_gives_a_finite_step(error: float, turn: float, engage: float, reaction: float,
+                                         delay: float, flick: float, track: list[float], ping: float,
+                                         opens: bool, ticks: int, ee: float, motion: float) -> None:
+    lag = LagTerms(ticks, ee if ticks else 0.0, (0.0,) * 7, (motion if ticks else 0.0,) * 7)
+    r = _reading(error=error, turn=turn, engage=engage, reaction=reaction, delay=delay, flick=flick,
+                 track=tuple(track), jitter=tuple(track), lag=lag, opens=opens)
+    assert math.isfinite(aim_step(r, ping))
+
+
+def test_the_aim_cusum_finds_a_stretch_of_bot_like_shots_and_sinks_after() -> None:
+    honest, bot = _reading(error=1.5, track=(1.2, 1.4), jitter=(25.0,)), _reading(error=0.1, track=(0.1,), jitter=(2.0,))
+    assert aim_step(honest, 40.0) < 0.0 < aim_step(bot, 40.0)
+    state = PlayerState("p01", FeatureConfig())
+    state.ping_ms = 40.0
+    for r in [honest] * 30 + [bot] * 10 + [honest] * 50:
+        state.settled(r)
+    top = state.vector()["cusum_aim_max"]
+    assert top == pytest.approx(10 * aim_step(bot, 40.0))
+    assert state.cusum_now["cusum_aim_max"] == 0.0  # sunk back once the stretch ended
