@@ -100,7 +100,8 @@ class MatchFeatures:
     :meth:`take_windows` hands complete windows over (once) for scoring.
     """
 
-    def __init__(self, match: str, config: FeatureConfig | None = None) -> None:
+    def __init__(self, match: str, config: FeatureConfig | None = None, *,
+                 keep_readings: bool = False) -> None:
         self.match = match
         self.config = config or FeatureConfig()
         self.players: dict[str, PlayerState] = {}
@@ -113,6 +114,10 @@ class MatchFeatures:
         self.pending: list[tuple[PlayerState, str | None, Sample]] = []
         self.windows: list[Window] = []
         self.next_window_ts: int | None = None
+        #: With ``keep_readings``, every analysed shot as ``(player, tick, reading,
+        #: ping)``: what :mod:`anticheat.aim_step_fit` refits the per-shot
+        #: evidence on. Off in the service, where nothing would read it.
+        self.readings: list[tuple[str, int, ShotReading, float]] | None = [] if keep_readings else None
 
     def player(self, player: str) -> PlayerState:
         state = self.players.get(player)
@@ -257,6 +262,8 @@ class MatchFeatures:
             reading, target_state = self._read_shot(state, target, shot)
             if reading is None or target_state is None:
                 continue
+            if self.readings is not None:
+                self.readings.append((state.player, shot.ts, reading, state.ping_ms))
             for st in self._views(state, shot.ts):
                 if target is None:
                     st.engage(target_state.player, shot.ts)

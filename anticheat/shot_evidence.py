@@ -27,6 +27,7 @@ __all__ = [
     "TRIGGER_STEPS",
     "AimReading",
     "aim_step",
+    "aim_terms",
     "outcome_step",
     "trigger_step",
 ]
@@ -135,10 +136,10 @@ class AimReading(Protocol):
 #: this shot" on what the shot showed, its log-odds less the fit's prior
 #: log-odds, so a step is ln(P(shot | aimbot on) / P(shot | not)). Fitted
 #: (standardised, C = 1, scikit-learn's ``LogisticRegression``) on 400
-#: simulated matches of humanised aimbots, half of them closet cheaters
+#: simulated 60 s matches of humanised aimbots, half of them closet cheaters
 #: (seeds 8,600,000-8,600,399: 304,715 shots, 73,176 with the cheat on),
-#: and written here in the terms' own units. No single reading of a shot
-#: says much (ROC-AUC 0.82 shot by shot, cross-validated by match) and
+#: and written here in the terms' own units (:mod:`anticheat.aim_step_fit`
+#: refits them). No single reading of a shot says much (ROC-AUC 0.82 shot by shot, cross-validated by match) and
 #: each is within what some honest tier shows; read together over a
 #: toggled-on stretch they climb where match-long medians are diluted
 #: (docs/anticheat.md, "The aim CUSUM"). A ``has_`` term weighs whether
@@ -173,6 +174,42 @@ AIM_STEP_PRIOR: Final = 0.2401
 _GAIN_INDEX: Final = LAG_GRID_MS.index(GAIN_AT_MS)
 
 
+def aim_terms(r: AimReading, ping_ms: float) -> dict[str, float]:
+    """The terms :data:`AIM_STEP_WEIGHTS` weigh for one shot (all but the intercept; 0 where unread).
+
+    One function for the step and for :mod:`anticheat.aim_step_fit`, which
+    refits the weights on these same terms.
+    """
+    t = dict.fromkeys(AIM_STEP_WEIGHTS, 0.0)
+    del t["intercept"]
+    if not math.isnan(r.error_deg):
+        t["log_error"] = math.log(r.error_deg + 0.05)
+    t["on_box"] = float(r.on_box)
+    if not math.isnan(r.turn_deg_s):
+        t["log_turn"] = math.log1p(r.turn_deg_s)
+    engage, reaction = r.engage_ms - ping_ms, r.reaction_ms - ping_ms  # NaN stays NaN
+    if not math.isnan(engage):
+        t["has_engage"], t["engage_s"] = 1.0, min(max(engage, 0.0), 1500.0) / 1000.0
+    if not math.isnan(reaction):
+        t["has_reaction"], t["reaction_s"] = 1.0, min(max(reaction, 0.0), 1000.0) / 1000.0
+    if not math.isnan(r.delay_ms):
+        t["has_delay"], t["log_delay"] = 1.0, math.log1p(max(r.delay_ms, 0.0))
+    if not math.isnan(r.flick_ms_per_bit):
+        t["has_flick"], t["log_flick"] = 1.0, math.log(max(r.flick_ms_per_bit, 1.0))
+    if r.track_errors:
+        t["has_track"], t["log_track_error"] = 1.0, math.log(statistics.median(r.track_errors) + 0.01)
+    if r.track_jitter:
+        t["has_jitter"], t["log_jitter"] = 1.0, math.log1p(statistics.median(r.track_jitter))
+    lag = r.track_lag
+    if lag.ticks > 0:
+        t["has_lag"], t["log_lag_error"] = 1.0, math.log(lag.ee / lag.ticks + 1e-3)
+        motion = lag.ll[_GAIN_INDEX]
+        if motion > 0.0:
+            t["log_lag_motion"] = math.log(motion + 1e-6)
+    t["opens"] = float(r.opens_burst)
+    return t
+
+
 def aim_step(r: AimReading, ping_ms: float) -> float:
     """The aim CUSUM's step for one shot: its log-likelihood ratio, aimbot on against not.
 
@@ -184,29 +221,4 @@ def aim_step(r: AimReading, ping_ms: float) -> float:
     """
     w = AIM_STEP_WEIGHTS
     z = w["intercept"] - math.log(AIM_STEP_PRIOR / (1.0 - AIM_STEP_PRIOR))
-    if not math.isnan(r.error_deg):
-        z += w["log_error"] * math.log(r.error_deg + 0.05)
-    z += w["on_box"] * float(r.on_box)
-    if not math.isnan(r.turn_deg_s):
-        z += w["log_turn"] * math.log1p(r.turn_deg_s)
-    engage, reaction = r.engage_ms - ping_ms, r.reaction_ms - ping_ms  # NaN stays NaN
-    if not math.isnan(engage):
-        z += w["has_engage"] + w["engage_s"] * min(max(engage, 0.0), 1500.0) / 1000.0
-    if not math.isnan(reaction):
-        z += w["has_reaction"] + w["reaction_s"] * min(max(reaction, 0.0), 1000.0) / 1000.0
-    if not math.isnan(r.delay_ms):
-        z += w["has_delay"] + w["log_delay"] * math.log1p(max(r.delay_ms, 0.0))
-    if not math.isnan(r.flick_ms_per_bit):
-        z += w["has_flick"] + w["log_flick"] * math.log(max(r.flick_ms_per_bit, 1.0))
-    if r.track_errors:
-        z += w["has_track"] + w["log_track_error"] * math.log(statistics.median(r.track_errors) + 0.01)
-    if r.track_jitter:
-        z += w["has_jitter"] + w["log_jitter"] * math.log1p(statistics.median(r.track_jitter))
-    lag = r.track_lag
-    if lag.ticks > 0:
-        z += w["has_lag"] + w["log_lag_error"] * math.log(lag.ee / lag.ticks + 1e-3)
-        motion = lag.ll[_GAIN_INDEX]
-        if motion > 0.0:
-            z += w["log_lag_motion"] * math.log(motion + 1e-6)
-    z += w["opens"] * float(r.opens_burst)
-    return z
+    return z + sum(w[k] * v for k, v in aim_terms(r, ping_ms).items())
