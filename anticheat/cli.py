@@ -448,6 +448,11 @@ def _explain(args: argparse.Namespace) -> int:
     flags = [e for e in out if e["type"] == "anticheat.alert" and e["player"] == args.player]
     for a in flags:
         print(f"flag at ts {a['ts']}: {a['kind']}: {a.get('reason', '')}")
-    png = timeline_png([e for e, _ in events], args.player, flags, args.out / f"{args.match}-{args.player}.png")
+    climbs = core.climbs(args.match, args.player)
+    for name, c in climbs.items():
+        print(f"{name} climbed to {c['height']:.2f} over shots from ts {c['from']:.0f} to {c['to']:.0f} "
+              f"({(c['to'] - c['from']) / 1000:.1f} s)")
+    png = timeline_png([e for e, _ in events], args.player, flags, args.out / f"{args.match}-{args.player}.png",
+                       climbs=climbs)
     print(f"timeline: {png}")
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,13 @@ def timeline_png(
     flags: Sequence[dict[str, Any]],
     path: str | Path,
     config: RuleConfig | None = None,
+    climbs: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
-    """Speed and aim traces of ``player`` with shots, kills and flags, as a PNG."""
+    """Speed and aim traces of ``player`` with shots, kills and flags, as a PNG.
+
+    ``climbs`` (:meth:`anticheat.service.ScoringCore.climbs`) shades the
+    stretch of shots behind each CUSUM's highest climb on the aim trace.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,6 +137,12 @@ def timeline_png(
             ax2.axvline(x, color="tab:orange", lw=0.4, alpha=0.6)
         elif e.get("type") == "kill":
             ax2.axvline(x, color="tab:red", lw=1.0)
+    for k, (name, climb) in enumerate(sorted((climbs or {}).items())):
+        start, end = (climb["from"] - t0) / 1000.0, (climb["to"] - t0) / 1000.0
+        color = f"C{k % 10}"
+        ax2.axvspan(start, max(end, start + 0.2), color=color, alpha=0.15)
+        ax2.annotate(f"{name.removeprefix('cusum_').removesuffix('_max')} {climb['height']:.1f}",
+                     (start, 1.0), xycoords=("data", "axes fraction"), fontsize=7, va="top", color=color)
     for f in flags:
         x = (f["ts"] - t0) / 1000.0
         for ax in (ax1, ax2):

@@ -138,6 +138,11 @@ class PlayerState:
         self.cusum = {"cusum_trigger_max": 0.0, "cusum_hitbox_max": 0.0, "cusum_lock_max": 0.0,
                       "cusum_turn_max": 0.0, "cusum_aim_max": 0.0}
         self.cusum_now = {k: 0.0 for k in self.cusum}
+        # Where each CUSUM's highest climb began and peaked (shot ticks), for
+        # the analyst: the stretch a closet cheater had it on. Kept on the
+        # match-long state, whose shots carry their tick (``last_aimed``).
+        self.climb_from: dict[str, int] = {}
+        self.climbs: dict[str, tuple[int, int]] = {}
         self.aimed_shots = 0
         self.reaction = Samples()
         self.reaction_net = Samples()
@@ -359,9 +364,16 @@ class PlayerState:
 
     def _climb(self, name: str, step: float) -> None:
         """Add ``step`` to the CUSUM ``name`` (floored at zero) and keep its highest."""
-        now = max(0.0, self.cusum_now[name] + step)
+        before = self.cusum_now[name]
+        now = max(0.0, before + step)
         self.cusum_now[name] = now
-        self.cusum[name] = max(self.cusum[name], now)
+        tick = self.last_aimed[0] if self.last_aimed is not None else None
+        if tick is not None and before == 0.0 and now > 0.0:
+            self.climb_from[name] = tick
+        if now > self.cusum[name]:
+            self.cusum[name] = now
+            if tick is not None and name in self.climb_from:
+                self.climbs[name] = (self.climb_from[name], tick)
 
     def window_reaction(self, reaction_ms: float) -> None:
         self.recent_reactions.append(reaction_ms)

@@ -428,6 +428,9 @@ class ScoringCore:
         ev: dict[str, Any] = {"events": refs}
         if p.best_window is not None:
             ev["window"] = list(p.best_window)  # the stretch of match time that scored highest
+        climbs = self.climbs(m.features.match, player)
+        if climbs:
+            ev["climbs"] = climbs
         if p.first_pos is not None and p.last_pos is not None:
             ev["positions"] = [p.first_pos[0], p.first_pos[1], p.first_pos[2], p.last_pos[2]]
         return ev
@@ -502,6 +505,19 @@ class ScoringCore:
     def player_vectors(self, match: str) -> dict[str, dict[str, float]]:
         m = self.matches.get(match)
         return m.features.vectors() if m else {}
+
+    def climbs(self, match: str, player: str) -> dict[str, dict[str, float]]:
+        """Each CUSUM's highest climb of ``player``: the ticks of the shots where it
+        left zero (``from``) and peaked (``to``), and its ``height`` (a sum of
+        per-shot log-likelihood ratios). Where in the match a closet cheater
+        had it on, for the alert's evidence and ``anticheat explain``.
+        """
+        m = self.matches.get(match)
+        st = m.features.players.get(player) if m else None
+        if st is None:
+            return {}
+        return {name: {"from": a, "to": b, "height": round(st.cusum[name], 3)}
+                for name, (a, b) in sorted(st.climbs.items())}
 
     def best_scores(self, match: str) -> dict[str, float]:
         m = self.matches.get(match)

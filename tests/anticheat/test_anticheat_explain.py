@@ -42,3 +42,11 @@ def test_the_timeline_png_is_written(tmp_path):
            for e in walk("p1", speed_mps=5.0, seconds=4)]
     out = timeline_png(run, "p1", [{"ts": 3000, "kind": "speed"}], tmp_path / "t.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_timeline_shades_where_each_cusum_climbed(tmp_path):
+    run = walk("p1", speed_mps=5.0, seconds=4)
+    plain = timeline_png(run, "p1", [], tmp_path / "plain.png").read_bytes()
+    climbs = {"cusum_aim_max": {"from": 1000, "to": 2500, "height": 7.5}}
+    shaded = timeline_png(run, "p1", [], tmp_path / "shaded.png", climbs=climbs).read_bytes()
+    assert shaded[:8] == b"\x89PNG\r\n\x1a\n" and shaded != plain

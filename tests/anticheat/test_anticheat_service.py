@@ -281,6 +281,13 @@ def test_core_scores_each_complete_window_once_and_names_it_in_the_alert(monkeyp
     assert alerts and len({a["player"] for a in alerts}) == len(alerts)  # once per player
     start, end = alerts[0]["evidence"]["window"]
     assert end - start == 20_000
+    # Each CUSUM's highest climb is named by the ticks of its shots.
+    climbs = alerts[0]["evidence"]["climbs"]
+    assert climbs and set(climbs) <= set(model.FEATURE_NAMES)
+    first_ts = rec.events[0]["ts"]
+    for climb in climbs.values():
+        assert first_ts <= climb["from"] <= climb["to"] <= core.matches[MATCH].features.last_ts
+        assert climb["height"] > 0.0
     assert core.matches[MATCH].features.windows == [] or all(
         w.end > core.matches[MATCH].features.last_ts for w in core.matches[MATCH].features.windows)
     assert all(e["score"] == 0.9 for e in out if e["type"] == "anticheat.score" and e["window"]["final"])
@@ -411,6 +418,7 @@ async def test_a_worker_that_never_saw_an_accounts_matches_reads_its_history_fro
     assert code == 0
     own = sum(1 for m, p in remembered if p == cheater)
     assert f"against own history ({own} matches)" in explained and "FLAGGED" in explained
+    assert "cusum_aim_max climbed to" in explained  # where in the match its shots stood out
     alert = next(a for a in base if a["player"] == cheater)
     assert alert["features"][0]["name"] in explained
     assert rescore_code == 0 and f"alert {cheater} baseline: " in rescored

@@ -105,8 +105,11 @@ def test_the_aim_cusum_finds_a_stretch_of_bot_like_shots_and_sinks_after() -> No
     assert aim_step(honest, 40.0) < 0.0 < aim_step(bot, 40.0)
     state = PlayerState("p01", FeatureConfig())
     state.ping_ms = 40.0
-    for r in [honest] * 30 + [bot] * 10 + [honest] * 50:
+    for k, r in enumerate([honest] * 30 + [bot] * 10 + [honest] * 50):
+        state.last_aimed = (1_000 * k, "p02")  # the shot's tick, as read_shot leaves it
         state.settled(r)
     top = state.vector()["cusum_aim_max"]
     assert top == pytest.approx(10 * aim_step(bot, 40.0))
     assert state.cusum_now["cusum_aim_max"] == 0.0  # sunk back once the stretch ended
+    # The analyst is told where: from the stretch's first shot to its last.
+    assert state.climbs["cusum_aim_max"] == (30_000, 39_000)
