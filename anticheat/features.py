@@ -49,6 +49,7 @@ from typing import Any
 from anticheat.physics import map_for
 from anticheat.player_state import PlayerState, Sample, ShotReading, event_number, shrink
 from anticheat.schema import FEATURE_NAMES, FEATURES_REVISION, FeatureConfig, feature_recipe
+from anticheat.shot_evidence import aim_step
 from anticheat.shot_reading import nearest_in_view, read_shot
 from anticheat.stats import NAN
 from gamebus.sim.world import GameMap
@@ -264,10 +265,11 @@ class MatchFeatures:
                 continue
             if self.readings is not None:
                 self.readings.append((state.player, shot.ts, reading, state.ping_ms))
+            aim = aim_step(reading, state.ping_ms)  # the windows' states carry the same ping
             for st in self._views(state, shot.ts):
                 if target is None:
                     st.engage(target_state.player, shot.ts)
-                st.settled(reading)
+                st.settled(reading, aim)
         self.pending = keep
     def _read_shot(self, state: PlayerState, target: str | None,
                    shot: Sample) -> tuple[ShotReading | None, PlayerState | None]:

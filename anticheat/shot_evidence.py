@@ -139,8 +139,9 @@ class AimReading(Protocol):
 #: simulated 60 s matches of humanised aimbots, half of them closet cheaters
 #: (seeds 8,600,000-8,600,399: 304,715 shots, 73,176 with the cheat on),
 #: and written here in the terms' own units (:mod:`anticheat.aim_step_fit`
-#: refits them). No single reading of a shot says much (ROC-AUC 0.82 shot by shot, cross-validated by match) and
-#: each is within what some honest tier shows; read together over a
+#: refits them). No single reading of a shot says much (ROC-AUC 0.82 shot
+#: by shot, cross-validated by match) and each is within what some honest
+#: tier shows; read together over a
 #: toggled-on stretch they climb where match-long medians are diluted
 #: (docs/anticheat.md, "The aim CUSUM"). A ``has_`` term weighs whether
 #: the shot measured that reading at all (an opening shot has a reaction,
