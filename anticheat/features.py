@@ -49,7 +49,7 @@ from typing import Any
 from anticheat.physics import map_for
 from anticheat.player_state import PlayerState, Sample, ShotReading, event_number, shrink
 from anticheat.schema import FEATURE_NAMES, FEATURES_REVISION, FeatureConfig, feature_recipe
-from anticheat.shot_evidence import aim_step
+from anticheat.shot_evidence import AimModel, aim_row, packaged_aim_model
 from anticheat.shot_reading import nearest_in_view, read_shot
 from anticheat.stats import NAN
 from gamebus.sim.world import GameMap
@@ -102,7 +102,7 @@ class MatchFeatures:
     """
 
     def __init__(self, match: str, config: FeatureConfig | None = None, *,
-                 keep_readings: bool = False) -> None:
+                 keep_readings: bool = False, aim_model: AimModel | None = None) -> None:
         self.match = match
         self.config = config or FeatureConfig()
         self.players: dict[str, PlayerState] = {}
@@ -116,9 +116,12 @@ class MatchFeatures:
         self.windows: list[Window] = []
         self.next_window_ts: int | None = None
         #: With ``keep_readings``, every analysed shot as ``(player, tick, reading,
-        #: ping)``: what :mod:`anticheat.aim_step_fit` refits the per-shot
+        #: ping, weapon)``: what :mod:`anticheat.aim_step_fit` refits the per-shot
         #: evidence on. Off in the service, where nothing would read it.
-        self.readings: list[tuple[str, int, ShotReading, float]] | None = [] if keep_readings else None
+        self.readings: list[tuple[str, int, ShotReading, float, str | None]] | None = (
+            [] if keep_readings else None)
+        #: Weighs each shot for the aim CUSUM (default: the model shipped with gamebus).
+        self.aim_model = aim_model or packaged_aim_model()
 
     def player(self, player: str) -> PlayerState:
         state = self.players.get(player)
@@ -254,8 +257,14 @@ class MatchFeatures:
                              Sample(ts, x, y, z, yaw, pitch)))
 
     def settle(self, upto_ts: float = math.inf) -> None:
-        """Analyse the pending shots whose tick's positions have all arrived."""
-        keep = []
+        """Analyse the pending shots whose tick's positions have all arrived.
+
+        The aim model weighs the shots a call settles in one pass (see
+        :class:`~anticheat.shot_evidence.AimModel`); each shot's step is
+        folded into the match-long state and every window's, which share
+        the player's ping and weapon.
+        """
+        keep, ready = [], []
         for state, target, shot in self.pending:
             if shot.ts > upto_ts:
                 keep.append((state, target, shot))
@@ -263,14 +272,23 @@ class MatchFeatures:
             reading, target_state = self._read_shot(state, target, shot)
             if reading is None or target_state is None:
                 continue
+            ready.append((state, target, shot, reading, target_state, state.last_aimed))
+        self.pending = keep
+        if not ready:
+            return
+        rows = [aim_row(reading, state.ping_ms, state.weapon) for state, _, _, reading, _, _ in ready]
+        steps = self.aim_model.steps(rows)
+        for (state, target, shot, reading, target_state, aimed), aim in zip(ready, steps, strict=True):
+            # Reading a shot moves the shooter's last aimed tick, which the
+            # CUSUMs' climbs are dated by: as of this shot, not the batch's last.
+            state.last_aimed = aimed
             if self.readings is not None:
-                self.readings.append((state.player, shot.ts, reading, state.ping_ms))
-            aim = aim_step(reading, state.ping_ms)  # the windows' states carry the same ping
+                self.readings.append((state.player, shot.ts, reading, state.ping_ms, state.weapon))
             for st in self._views(state, shot.ts):
                 if target is None:
                     st.engage(target_state.player, shot.ts)
                 st.settled(reading, aim)
-        self.pending = keep
+
     def _read_shot(self, state: PlayerState, target: str | None,
                    shot: Sample) -> tuple[ShotReading | None, PlayerState | None]:
         target_state = self.players.get(target) if target is not None else None

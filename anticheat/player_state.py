@@ -306,8 +306,8 @@ class PlayerState:
 
         ``aim`` is the shot's :func:`~anticheat.shot_evidence.aim_step` when
         the caller has it already: :class:`anticheat.features.MatchFeatures`
-        folds each shot into the match-long state and every window's, which
-        share the player's ping, so it weighs the shot once for all of them.
+        weighs the shots of a tick in one call to the aim model and folds
+        each into the match-long state and every window's.
         """
         self.aimed(r.error_deg)
         self.on_hitbox += int(r.on_box)
@@ -335,7 +335,7 @@ class PlayerState:
         if not math.isnan(r.delay_ms):
             self.on_target.add(r.delay_ms)
             self.on_target_zero += int(r.delay_ms <= 1.0)
-        self._climb("cusum_aim_max", aim_step(r, ping) if aim is None else aim)
+        self._climb("cusum_aim_max", aim_step(r, ping, self.weapon) if aim is None else aim)
         fast_opening = r.on_box and r.engage_ms < self.config.fast_engage_ms  # NaN: not an opening
         self.window_shot(r.on_box, r.turn_deg_s >= self.config.turn_fast_deg_s,
                          opens=r.opens_burst, fast_opening=fast_opening)

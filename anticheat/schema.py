@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from anticheat.physics import Limits
+from anticheat.shot_evidence import packaged_aim_model
 
 __all__ = ["FEATURES_REVISION", "FEATURE_NAMES", "FeatureConfig", "feature_recipe"]
 
@@ -134,7 +135,9 @@ class FeatureConfig:
 #: (a change no tunable shows): models trained before then are refused.
 #: 2: the trigger CUSUM reads contact and turning jointly (shot_evidence.TRIGGER_STEPS).
 #: 3: ... and whether the shot opens a burst, with fast openings apart.
-FEATURES_REVISION: Final = 3
+#: 4: the aim CUSUM's step comes from a boosted per-shot model (shot_evidence.AimModel),
+#:    whose version the recipe names too.
+FEATURES_REVISION: Final = 4
 
 #: Tunables that come from the trained model rather than from this code.
 _LEARNED: Final = frozenset({"accuracy_prior", "headshot_prior"})
@@ -152,7 +155,7 @@ def feature_recipe(config: FeatureConfig | None = None) -> dict[str, Any]:
     """
     doc = asdict(config or FeatureConfig())
     tunables = {k: _plain(v) for k, v in doc.items() if k not in _LEARNED}
-    return {"revision": FEATURES_REVISION, **tunables}
+    return {"revision": FEATURES_REVISION, "aim_model": packaged_aim_model().version, **tunables}
 
 
 def _plain(value: Any) -> Any:

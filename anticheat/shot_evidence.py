@@ -6,29 +6,41 @@ through a stretch of bot-like shots and sinks back after, so a closet
 cheater's toggled-on stretch shows wherever it falls in the match. Each
 step is ``ln(P(shot | bot) / P(shot | human))`` from rates measured on
 simulated play, kept here as plain tables with where their numbers come
-from, apart from the state that sums them.
+from, apart from the state that sums them; the aim CUSUM's, which weighs
+seventeen readings of a shot against each other, comes from a small
+boosted model shipped beside this module (:class:`AimModel`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Final, Protocol
 
+import numpy as np
+
 from anticheat.tracking_lag import GAIN_AT_MS, LAG_GRID_MS, LagTerms
+from anticheat.tree_ensemble import TreeEnsemble
 
 __all__ = [
-    "AIM_STEP_WEIGHTS",
+    "AIM_COLUMNS",
+    "AIM_MODEL_PATH",
+    "AIM_WEAPON_CODES",
     "CONTACT_FIRST",
     "CONTACT_OFF",
     "CONTACT_ON",
     "CUSUM_STEPS",
     "FAST_OPENING_STEP",
     "TRIGGER_STEPS",
+    "AimModel",
     "AimReading",
+    "aim_row",
     "aim_step",
-    "aim_terms",
     "outcome_step",
+    "packaged_aim_model",
     "trigger_step",
 ]
 
@@ -132,94 +144,128 @@ class AimReading(Protocol):
     def opens_burst(self) -> bool: ...
 
 
-#: The aim CUSUM's step is a logistic regression of "the aimbot was on for
-#: this shot" on what the shot showed, its log-odds less the fit's prior
-#: log-odds, so a step is ln(P(shot | aimbot on) / P(shot | not)). Fitted
-#: (standardised, C = 1, scikit-learn's ``LogisticRegression``) on 400
-#: simulated 60 s matches of humanised aimbots, half of them closet cheaters
-#: (seeds 8,600,000-8,600,399: 304,715 shots, 73,176 with the cheat on),
-#: and written here in the terms' own units (:mod:`anticheat.aim_step_fit`
-#: refits them). No single reading of a shot says much (ROC-AUC 0.82 shot
-#: by shot, cross-validated by match) and each is within what some honest
-#: tier shows; read together over a
-#: toggled-on stretch they climb where match-long medians are diluted
-#: (docs/anticheat.md, "The aim CUSUM"). A ``has_`` term weighs whether
-#: the shot measured that reading at all (an opening shot has a reaction,
-#: a shot inside a burst has tracking).
-AIM_STEP_WEIGHTS: Final[dict[str, float]] = {
-    "intercept": -0.6040,
-    "log_error": -0.5297,  # ln(error_deg + 0.05)
-    "on_box": -0.2400,
-    "log_turn": -0.2032,  # ln(1 + turn_deg_s)
-    "has_engage": 0.8894,
-    "engage_s": -0.8556,  # engage_ms - ping, in [0, 1.5] s
-    "has_reaction": 0.5226,
-    "reaction_s": -0.4260,  # reaction_ms - ping, in [0, 1] s
-    "has_delay": -0.2284,
-    "log_delay": 0.1547,  # ln(1 + delay_ms)
-    "has_flick": 1.2982,
-    "log_flick": -0.3637,  # ln(flick_ms_per_bit), at least 1
-    "has_track": -0.2526,
-    "log_track_error": -0.4376,  # ln(median track error + 0.01)
-    "has_jitter": 0.9271,
-    "log_jitter": -0.3627,  # ln(1 + median jitter)
-    "has_lag": -0.7390,
-    "log_lag_error": -0.7132,  # ln(mean squared error of the lag ticks + 0.001)
-    "log_lag_motion": 0.1497,  # ln(summed squared motion of the 150 ms tracker + 1e-6)
-    "opens": -0.2524,
-}
+#: What the aim CUSUM's model reads of a shot, in this order (NaN where the
+#: shot did not measure it: an opening shot has a reaction, a shot inside a
+#: burst has tracking). Times are net of the player's ping.
+AIM_COLUMNS: Final[tuple[str, ...]] = (
+    "error_deg",          # crosshair's angle off the target at the shot
+    "on_box",             # the shot's ray met the hitbox
+    "turn_deg_s",         # the view's turn at the shot
+    "engage_net_ms",      # target visible -> shot
+    "reaction_net_ms",    # target visible -> first aim movement toward it
+    "delay_ms",           # crosshair on target -> shot
+    "flick_ms_per_bit",   # flick time per Fitts bit
+    "track_error_deg",    # median tracking error over the burst
+    "track_samples",      # how many ticks of tracking that median read
+    "jitter",             # median tick-to-tick jitter over the burst
+    "lag_ticks",          # ticks the tracking lag read
+    "lag_error",          # their summed squared error
+    "lag_gain",           # how much of the error a 150 ms tracker explains
+    "lag_motion",         # the 150 ms tracker's summed squared motion
+    "opens",              # the shot opens a burst at its target
+    "ping_ms",
+    "weapon",             # AIM_WEAPON_CODES, NaN for another weapon
+)
 
-#: Share of the fit's shots fired with the cheat on: its prior log-odds are
-#: taken off, so an honest shot's step is negative on average.
-AIM_STEP_PRIOR: Final = 0.2401
+#: Weapons by code for the model's ``weapon`` column: their spread and
+#: fire rate shape every error the shot shows.
+AIM_WEAPON_CODES: Final[dict[str, float]] = {"rifle": 0.0, "smg": 1.0, "pistol": 2.0, "sniper": 3.0}
+
+#: The model shipped with gamebus (see :class:`AimModel`).
+AIM_MODEL_PATH: Final = Path(__file__).with_name("data") / "aim_step.npz"
+
 _GAIN_INDEX: Final = LAG_GRID_MS.index(GAIN_AT_MS)
+NAN: Final = math.nan
 
 
-def aim_terms(r: AimReading, ping_ms: float) -> dict[str, float]:
-    """The terms :data:`AIM_STEP_WEIGHTS` weigh for one shot (all but the intercept; 0 where unread).
+def aim_row(r: AimReading, ping_ms: float, weapon: str | None) -> list[float]:
+    """The :data:`AIM_COLUMNS` of one shot.
 
-    One function for the step and for :mod:`anticheat.aim_step_fit`, which
-    refits the weights on these same terms.
+    One function for the service's steps and for :mod:`anticheat.aim_step_fit`,
+    which fits the model on these same rows.
     """
-    t = dict.fromkeys(AIM_STEP_WEIGHTS, 0.0)
-    del t["intercept"]
-    if not math.isnan(r.error_deg):
-        t["log_error"] = math.log(r.error_deg + 0.05)
-    t["on_box"] = float(r.on_box)
-    if not math.isnan(r.turn_deg_s):
-        t["log_turn"] = math.log1p(r.turn_deg_s)
-    engage, reaction = r.engage_ms - ping_ms, r.reaction_ms - ping_ms  # NaN stays NaN
-    if not math.isnan(engage):
-        t["has_engage"], t["engage_s"] = 1.0, min(max(engage, 0.0), 1500.0) / 1000.0
-    if not math.isnan(reaction):
-        t["has_reaction"], t["reaction_s"] = 1.0, min(max(reaction, 0.0), 1000.0) / 1000.0
-    if not math.isnan(r.delay_ms):
-        t["has_delay"], t["log_delay"] = 1.0, math.log1p(max(r.delay_ms, 0.0))
-    if not math.isnan(r.flick_ms_per_bit):
-        t["has_flick"], t["log_flick"] = 1.0, math.log(max(r.flick_ms_per_bit, 1.0))
-    if r.track_errors:
-        t["has_track"], t["log_track_error"] = 1.0, math.log(statistics.median(r.track_errors) + 0.01)
-    if r.track_jitter:
-        t["has_jitter"], t["log_jitter"] = 1.0, math.log1p(statistics.median(r.track_jitter))
     lag = r.track_lag
-    if lag.ticks > 0:
-        t["has_lag"], t["log_lag_error"] = 1.0, math.log(lag.ee / lag.ticks + 1e-3)
-        motion = lag.ll[_GAIN_INDEX]
-        if motion > 0.0:
-            t["log_lag_motion"] = math.log(motion + 1e-6)
-    t["opens"] = float(r.opens_burst)
-    return t
+    motion = lag.ll[_GAIN_INDEX] if lag.ticks else 0.0
+    return [
+        r.error_deg, float(r.on_box), r.turn_deg_s,
+        r.engage_ms - ping_ms, r.reaction_ms - ping_ms,  # NaN stays NaN
+        r.delay_ms, r.flick_ms_per_bit,
+        statistics.median(r.track_errors) if r.track_errors else NAN, float(len(r.track_errors)),
+        statistics.median(r.track_jitter) if r.track_jitter else NAN,
+        float(lag.ticks), lag.ee,
+        lag.el[_GAIN_INDEX] / motion if motion > 0.0 else NAN, motion,
+        float(r.opens_burst), ping_ms,
+        AIM_WEAPON_CODES.get(weapon, NAN) if weapon is not None else NAN,
+    ]
 
 
-def aim_step(r: AimReading, ping_ms: float) -> float:
+class AimModel:
+    """The aim CUSUM's per-shot model: a step is ``ln(P(shot | aimbot on) / P(shot | not))``.
+
+    A boosted classifier of "the humanised aimbot was on for this shot" on
+    :func:`aim_row`, fitted on simulated play by :mod:`anticheat.aim_step_fit`
+    and shipped as a :class:`~anticheat.tree_ensemble.TreeEnsemble` file
+    (``anticheat/data/aim_step.npz``), like the trigger's rates above but
+    too many numbers for a table. Its log-odds less the fit's prior
+    log-odds are the step, so an honest shot's step is negative on
+    average. No single reading of a shot says much and each is within what
+    some honest tier shows; read together, and against each other (an
+    error that is small *for a rifle*, a fast engage *at this ping*), over
+    a toggled-on stretch they climb where match-long medians are diluted
+    (docs/anticheat.md, "The aim CUSUM").
+    """
+
+    def __init__(self, ensemble: TreeEnsemble) -> None:
+        meta = ensemble.meta
+        if tuple(meta.get("columns", ())) != AIM_COLUMNS:
+            raise ValueError(f"ensemble: reads columns {meta.get('columns')}, expected {list(AIM_COLUMNS)}")
+        prior = float(meta.get("prior", NAN))
+        if not 0.0 < prior < 1.0:
+            raise ValueError(f"ensemble: meta.prior must be a share in (0, 1), got {meta.get('prior')!r}")
+        self.ensemble = ensemble
+        self.prior = prior
+        #: Names the model in the features' recipe: a match model trained on
+        #: one aim model's CUSUM is refused with another's.
+        self.version = str(meta.get("version", "unversioned"))
+        self._prior_logit = math.log(prior / (1.0 - prior))
+
+    @classmethod
+    def load(cls, path: str | Path = AIM_MODEL_PATH) -> AimModel:
+        return cls(TreeEnsemble.load(path))
+
+    @classmethod
+    def neutral(cls) -> AimModel:
+        """A model that weighs every shot 0: for reading shots before any model exists (the fit)."""
+        leaf = np.zeros(1, dtype=np.int64)
+        return cls(TreeEnsemble(
+            feature=leaf, threshold=np.zeros(1), left=leaf, right=leaf,
+            missing_left=np.zeros(1, dtype=bool), is_leaf=np.ones(1, dtype=bool), value=np.zeros(1),
+            roots=leaf, baseline=0.0, meta={"columns": list(AIM_COLUMNS), "prior": 0.5, "version": "neutral"}))
+
+    def steps(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        """The step of each row of :data:`AIM_COLUMNS`, in one pass over the trees."""
+        if not rows:
+            return []
+        return (self.ensemble.raw(rows) - self._prior_logit).tolist()
+
+
+@functools.cache
+def packaged_aim_model() -> AimModel:
+    """The model shipped with gamebus, loaded once a process."""
+    return AimModel.load(AIM_MODEL_PATH)
+
+
+def aim_step(r: AimReading, ping_ms: float, weapon: str | None = None, *,
+             model: AimModel | None = None) -> float:
     """The aim CUSUM's step for one shot: its log-likelihood ratio, aimbot on against not.
+
+    :class:`anticheat.features.MatchFeatures` weighs the shots a tick
+    settles in one :meth:`AimModel.steps` call instead.
 
     >>> from anticheat.player_state import ShotReading
     >>> steady = ShotReading(0.1, True, 2.0, 420.0, 170.0, 30.0, 60.0, (0.1, 0.12), (3.0,))
     >>> loose = ShotReading(2.5, False, 40.0, 900.0, 420.0, 200.0, 140.0, (1.5, 1.8), (30.0,))
-    >>> aim_step(steady, 40.0) > 0 > aim_step(loose, 40.0)
+    >>> aim_step(steady, 40.0, "rifle") > 0 > aim_step(loose, 40.0, "rifle")
     True
     """
-    w = AIM_STEP_WEIGHTS
-    z = w["intercept"] - math.log(AIM_STEP_PRIOR / (1.0 - AIM_STEP_PRIOR))
-    return z + sum(w[k] * v for k, v in aim_terms(r, ping_ms).items())
+    return (model or packaged_aim_model()).steps([aim_row(r, ping_ms, weapon)])[0]

@@ -1,46 +1,87 @@
-"""The aim step's refit: it recovers known weights, and reads a real simulated match."""
+"""The aim model's refit: it learns a known signal, stamps what it is, and reads a real match."""
 
 from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from anticheat.aim_step_fit import TERMS, fit_weights, shot_terms
-from anticheat.shot_evidence import AIM_STEP_WEIGHTS
+from anticheat.aim_step_fit import fit_model, main, shot_rows
+from anticheat.shot_evidence import AIM_COLUMNS, AimModel
+
+ERROR, ON_BOX, ENGAGE = (AIM_COLUMNS.index(c) for c in ("error_deg", "on_box", "engage_net_ms"))
+#: A smaller booster than the shipped one's: the tests read what the fit does, not how well.
+SMALL = {"max_iter": 40, "learning_rate": 0.2, "max_leaf_nodes": 15, "min_samples_leaf": 50, "random_state": 0}
 
 
-def test_the_fit_gives_back_the_weights_that_made_the_data_in_raw_units() -> None:
-    # Terms on very different scales (as a reaction in seconds and a
-    # log-error are): the printed weights must be in the terms' own units.
-    rng = np.random.default_rng(3)
-    n = 60_000
-    x = np.zeros((n, len(TERMS)))
-    x[:, 0] = rng.normal(-1.0, 0.8, n)  # log_error
-    x[:, 1] = rng.random(n) < 0.5  # on_box
-    x[:, 4] = rng.uniform(0.0, 1.5, n)  # engage_s
-    truth = np.zeros(len(TERMS))
-    truth[0], truth[1], truth[4] = -1.2, 0.6, -2.0
-    z = -0.5 + x @ truth
-    on = rng.random(n) < 1.0 / (1.0 + np.exp(-z))
-    fit = fit_weights(x.tolist(), on.tolist())
-    assert set(fit) == set(AIM_STEP_WEIGHTS)
-    assert fit["log_error"] == pytest.approx(-1.2, abs=0.08)
-    assert fit["on_box"] == pytest.approx(0.6, abs=0.08)
-    assert fit["engage_s"] == pytest.approx(-2.0, abs=0.12)
-    assert fit["intercept"] == pytest.approx(-0.5, abs=0.12)
-    assert abs(fit["log_turn"]) < 0.05  # a constant term carries no weight
-    assert fit.prior == pytest.approx(on.mean()) and fit.shots == n
+def _shots(seed: int, n: int = 6_000) -> tuple[np.ndarray, np.ndarray]:
+    """Shots where the cheat shows as a small error and a fast engage, the engage unread on half."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(AIM_COLUMNS)))
+    on = rng.random(n) < 0.3
+    x[:, ERROR] = np.where(on, rng.gamma(2.0, 0.2, n), rng.gamma(2.0, 0.6, n))
+    x[:, ENGAGE] = np.where(on, rng.normal(350.0, 80.0, n), rng.normal(520.0, 120.0, n))
+    x[rng.random(n) < 0.5, ENGAGE] = np.nan
+    x[:, ON_BOX] = rng.random(n) < 0.5
+    return x, on
 
 
-def test_one_class_of_shots_cannot_be_fitted() -> None:
+def test_the_fit_learns_the_signal_and_its_steps_are_log_likelihood_ratios() -> None:
+    x, on = _shots(1)
+    model = AimModel(fit_model(x.tolist(), on.tolist(), fitted_on="a test", booster=SMALL))
+    assert model.prior == pytest.approx(on.mean())
+    held_x, held_on = _shots(2)
+    steps = np.array(model.steps(held_x.tolist()))
+    # Cheat-on shots step up and honest ones down, on shots the fit never saw.
+    assert np.median(steps[held_on]) > 0.5 > -0.5 > np.median(steps[~held_on])
+    # A step is the evidence beyond the prior: put the prior back and the
+    # model's chance that the cheat was on matches how often it was.
+    logit = math.log(model.prior / (1.0 - model.prior))
+    assert np.mean(1.0 / (1.0 + np.exp(-(steps + logit)))) == pytest.approx(held_on.mean(), abs=0.02)
+    assert model.ensemble.meta["fitted_on"] == "a test"
+
+
+def test_the_version_names_the_numbers() -> None:
+    x, on = _shots(1, n=2_000)
+    same = fit_model(x.tolist(), on.tolist(), booster=SMALL).meta["version"]
+    assert same == fit_model(x.tolist(), on.tolist(), booster=SMALL).meta["version"]
+    x2, on2 = _shots(3, n=2_000)
+    assert fit_model(x2.tolist(), on2.tolist(), booster=SMALL).meta["version"] != same
+
+
+def test_one_class_of_shots_or_other_columns_cannot_be_fitted() -> None:
     with pytest.raises(ValueError, match="on:"):
-        fit_weights([[0.0] * len(TERMS)] * 3, [False] * 3)
+        fit_model([[0.0] * len(AIM_COLUMNS)] * 3, [False] * 3)
+    with pytest.raises(ValueError, match="rows: expected 17 columns"):
+        fit_model([[0.0] * 5] * 3, [False, True, False])
 
 
-def test_a_simulated_match_gives_every_shot_its_terms_and_its_label() -> None:
-    rows, on = shot_terms(8_600_000, duration_s=30.0)
+def test_a_model_of_other_columns_or_no_prior_is_refused() -> None:
+    x, on = _shots(1, n=2_000)
+    ensemble = fit_model(x.tolist(), on.tolist(), booster=SMALL)
+    with pytest.raises(ValueError, match="reads columns"):
+        AimModel(replace(ensemble, meta={**ensemble.meta, "columns": ["error_deg"]}))
+    with pytest.raises(ValueError, match=r"meta\.prior"):
+        AimModel(replace(ensemble, meta={**ensemble.meta, "prior": 1.0}))
+
+
+def test_a_simulated_match_gives_every_shot_its_row_and_its_label() -> None:
+    rows, on = shot_rows(8_600_000, duration_s=30.0)
     assert rows and len(rows) == len(on)
-    assert all(len(r) == len(TERMS) for r in rows)
+    assert all(len(r) == len(AIM_COLUMNS) for r in rows)
     assert any(on) and not all(on)  # aimbots on and honest players both shot
-    on_box = [r[TERMS.index("on_box")] for r in rows]
-    assert set(on_box) <= {0.0, 1.0}
+    assert {r[ON_BOX] for r in rows} <= {0.0, 1.0}
+    weapons = {r[AIM_COLUMNS.index("weapon")] for r in rows}
+    assert weapons and all(not math.isnan(w) for w in weapons)  # the simulator's guns are all known
+
+
+def test_the_command_writes_a_model_the_service_can_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "aim.npz"
+    assert main(["--matches", "5", "--seed", "8600000", "--workers", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "held out" in printed and str(out) in printed
+    model = AimModel.load(out)
+    assert model.version.startswith("aim-") and model.ensemble.meta["shots"] > 100

@@ -9,20 +9,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from anticheat.features import MatchFeatures
 from anticheat.player_state import PlayerState, ShotReading
-from anticheat.schema import FeatureConfig
+from anticheat.schema import FeatureConfig, feature_recipe
 from anticheat.shot_evidence import (
+    AIM_COLUMNS,
     CONTACT_FIRST,
     CONTACT_OFF,
     CONTACT_ON,
     CUSUM_STEPS,
     FAST_OPENING_STEP,
     TRIGGER_STEPS,
+    AimModel,
+    aim_row,
     aim_step,
     outcome_step,
+    packaged_aim_model,
     trigger_step,
 )
 from anticheat.tracking_lag import ZERO_TERMS, LagTerms
+from gamebus.sim.match import simulate_match
 
 
 def test_every_trigger_cell_is_a_finite_log_ratio() -> None:
@@ -78,11 +84,28 @@ def test_a_tighter_aim_is_likelier_from_the_aimbot() -> None:
 
 def test_the_reaction_is_read_net_of_the_players_ping() -> None:
     opening = _reading(engage=500.0, reaction=300.0, flick=90.0, track=(), jitter=(), opens=True)
-    # The same clock time is a faster hand behind a slower line.
-    assert aim_step(opening, 120.0) > aim_step(opening, 20.0)
+    engage, reaction = AIM_COLUMNS.index("engage_net_ms"), AIM_COLUMNS.index("reaction_net_ms")
+    row = aim_row(opening, 120.0, "rifle")
+    assert (row[engage], row[reaction]) == (380.0, 180.0)
     # An unknown ping leaves the reaction unread rather than guessed.
-    unread = opening._replace(engage_ms=math.nan, reaction_ms=math.nan)
-    assert aim_step(opening, math.nan) == aim_step(unread, 40.0)
+    row = aim_row(opening, math.nan, "rifle")
+    assert math.isnan(row[engage]) and math.isnan(row[reaction])
+    # A weapon the model never saw is unread too, not taken for another.
+    assert math.isnan(aim_row(opening, 40.0, "railgun")[AIM_COLUMNS.index("weapon")])
+    assert math.isnan(aim_row(opening, 40.0, None)[AIM_COLUMNS.index("weapon")])
+
+
+def test_the_shipped_model_reads_the_columns_of_this_version() -> None:
+    model = packaged_aim_model()
+    assert tuple(model.ensemble.meta["columns"]) == AIM_COLUMNS
+    assert model.version.startswith("aim-") and 0.0 < model.prior < 1.0
+    # The features' recipe names it: a match model trained on another
+    # aim model's CUSUM is refused at load.
+    assert feature_recipe()["aim_model"] == model.version
+
+
+def test_a_neutral_model_weighs_every_shot_zero() -> None:
+    assert AimModel.neutral().steps([aim_row(_reading(), 40.0, "rifle")] * 3) == [0.0, 0.0, 0.0]
 
 
 nan_or = st.one_of(st.just(math.nan), st.floats(0.0, 5000.0))
@@ -90,14 +113,16 @@ nan_or = st.one_of(st.just(math.nan), st.floats(0.0, 5000.0))
 
 @given(error=nan_or, turn=nan_or, engage=nan_or, reaction=nan_or, delay=nan_or, flick=nan_or,
        track=st.lists(st.floats(0.0, 90.0), max_size=5), ping=nan_or, opens=st.booleans(),
-       ticks=st.integers(0, 50), ee=st.floats(0.0, 1e4), motion=st.floats(0.0, 1e4))
+       ticks=st.integers(0, 50), ee=st.floats(0.0, 1e4), motion=st.floats(0.0, 1e4),
+       weapon=st.sampled_from([None, "rifle", "smg", "pistol", "sniper", "knife"]))
 def test_any_reading_gives_a_finite_step(error: float, turn: float, engage: float, reaction: float,
                                          delay: float, flick: float, track: list[float], ping: float,
-                                         opens: bool, ticks: int, ee: float, motion: float) -> None:
+                                         opens: bool, ticks: int, ee: float, motion: float,
+                                         weapon: str | None) -> None:
     lag = LagTerms(ticks, ee if ticks else 0.0, (0.0,) * 7, (motion if ticks else 0.0,) * 7)
     r = _reading(error=error, turn=turn, engage=engage, reaction=reaction, delay=delay, flick=flick,
                  track=tuple(track), jitter=tuple(track), lag=lag, opens=opens)
-    assert math.isfinite(aim_step(r, ping))
+    assert math.isfinite(aim_step(r, ping, weapon))
 
 
 def test_the_aim_cusum_finds_a_stretch_of_bot_like_shots_and_sinks_after() -> None:
@@ -113,3 +138,22 @@ def test_the_aim_cusum_finds_a_stretch_of_bot_like_shots_and_sinks_after() -> No
     assert state.cusum_now["cusum_aim_max"] == 0.0  # sunk back once the stretch ended
     # The analyst is told where: from the stretch's first shot to its last.
     assert state.climbs["cusum_aim_max"] == (30_000, 39_000)
+
+
+def test_a_match_weighs_its_shots_in_batches_as_one_by_one() -> None:
+    # MatchFeatures weighs the shots a tick settles in one call to the
+    # model; the CUSUM it keeps is the one each shot's own step gives.
+    played = simulate_match(seed=8_600_001, match_id="m", players=8, cheaters=0.3,
+                            cheat_kinds=["humanised_aimbot"], duration_s=20.0)
+    features = MatchFeatures(played.match, keep_readings=True)
+    for event in played.events:
+        features.update(event)
+    vectors = features.vectors()
+    climbed: dict[str, float] = {}
+    now: dict[str, float] = {}
+    for player, _, reading, ping, weapon in features.readings or ():
+        now[player] = max(0.0, now.get(player, 0.0) + aim_step(reading, ping, weapon))
+        climbed[player] = max(climbed.get(player, 0.0), now[player])
+    assert climbed and any(v > 0.0 for v in climbed.values())
+    for player, top in climbed.items():
+        assert vectors[player]["cusum_aim_max"] == pytest.approx(top, abs=1e-9)
