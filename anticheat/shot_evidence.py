@@ -22,6 +22,7 @@ from typing import Final, Protocol
 
 import numpy as np
 
+from anticheat.stats import NAN
 from anticheat.tracking_lag import GAIN_AT_MS, LAG_GRID_MS, LagTerms
 from anticheat.tree_ensemble import TreeEnsemble
 
@@ -175,7 +176,6 @@ AIM_WEAPON_CODES: Final[dict[str, float]] = {"rifle": 0.0, "smg": 1.0, "pistol":
 AIM_MODEL_PATH: Final = Path(__file__).with_name("data") / "aim_step.npz"
 
 _GAIN_INDEX: Final = LAG_GRID_MS.index(GAIN_AT_MS)
-NAN: Final = math.nan
 
 
 def aim_row(r: AimReading, ping_ms: float, weapon: str | None) -> list[float]:
