@@ -49,7 +49,7 @@ from typing import Any
 from anticheat.physics import map_for
 from anticheat.player_state import PlayerState, Sample, ShotReading, event_number, shrink
 from anticheat.schema import FEATURE_NAMES, FEATURES_REVISION, FeatureConfig, feature_recipe
-from anticheat.shot_evidence import AimModel, aim_row, packaged_aim_model
+from anticheat.shot_evidence import STEP_KINDS, StepModel, packaged_step_model, shot_row
 from anticheat.shot_reading import nearest_in_view, read_shot
 from anticheat.stats import NAN
 from gamebus.sim.world import GameMap
@@ -102,7 +102,8 @@ class MatchFeatures:
     """
 
     def __init__(self, match: str, config: FeatureConfig | None = None, *,
-                 keep_readings: bool = False, aim_model: AimModel | None = None) -> None:
+                 keep_readings: bool = False,
+                 step_models: Mapping[str, StepModel] | None = None) -> None:
         self.match = match
         self.config = config or FeatureConfig()
         self.players: dict[str, PlayerState] = {}
@@ -116,12 +117,15 @@ class MatchFeatures:
         self.windows: list[Window] = []
         self.next_window_ts: int | None = None
         #: With ``keep_readings``, every analysed shot as ``(player, tick, reading,
-        #: ping, weapon)``: what :mod:`anticheat.aim_step_fit` refits the per-shot
-        #: evidence on. Off in the service, where nothing would read it.
+        #: ping, weapon)``: what :mod:`anticheat.step_fit` refits the per-shot
+        #: models on. Off in the service, where nothing would read it.
         self.readings: list[tuple[str, int, ShotReading, float, str | None]] | None = (
             [] if keep_readings else None)
-        #: Weighs each shot for the aim CUSUM (default: the model shipped with gamebus).
-        self.aim_model = aim_model or packaged_aim_model()
+        #: Weigh each shot for the aim and trigger CUSUMs (default: the models
+        #: shipped with gamebus).
+        models = dict(step_models or {})
+        self.step_models: dict[str, StepModel] = {
+            kind: models.get(kind) or packaged_step_model(kind) for kind in STEP_KINDS}
 
     def player(self, player: str) -> PlayerState:
         state = self.players.get(player)
@@ -259,8 +263,8 @@ class MatchFeatures:
     def settle(self, upto_ts: float = math.inf) -> None:
         """Analyse the pending shots whose tick's positions have all arrived.
 
-        The aim model weighs the shots a call settles in one pass (see
-        :class:`~anticheat.shot_evidence.AimModel`); each shot's step is
+        Each step model weighs the shots a call settles in one pass (see
+        :class:`~anticheat.shot_evidence.StepModel`); each shot's steps are
         folded into the match-long state and every window's, which share
         the player's ping and weapon.
         """
@@ -276,9 +280,10 @@ class MatchFeatures:
         self.pending = keep
         if not ready:
             return
-        rows = [aim_row(reading, state.ping_ms, state.weapon) for state, _, _, reading, _, _ in ready]
-        steps = self.aim_model.steps(rows)
-        for (state, target, shot, reading, target_state, aimed), aim in zip(ready, steps, strict=True):
+        rows = [shot_row(reading, state.ping_ms, state.weapon) for state, _, _, reading, _, _ in ready]
+        kinds = list(self.step_models)
+        by_kind = [self.step_models[kind].steps(rows) for kind in kinds]
+        for (state, target, shot, reading, target_state, aimed), *steps in zip(ready, *by_kind, strict=True):
             # Reading a shot moves the shooter's last aimed tick, which the
             # CUSUMs' climbs are dated by: as of this shot, not the batch's last.
             state.last_aimed = aimed
@@ -287,7 +292,7 @@ class MatchFeatures:
             for st in self._views(state, shot.ts):
                 if target is None:
                     st.engage(target_state.player, shot.ts)
-                st.settled(reading, aim)
+                st.settled(reading, dict(zip(kinds, steps, strict=True)))
 
     def _read_shot(self, state: PlayerState, target: str | None,
                    shot: Sample) -> tuple[ShotReading | None, PlayerState | None]:

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from anticheat.physics import wrap_deg
 from anticheat.schema import FeatureConfig
-from anticheat.shot_evidence import aim_step, outcome_step, trigger_step
+from anticheat.shot_evidence import STEP_KINDS, outcome_step, shot_step
 from anticheat.stats import NAN, Histogram, Samples, quantile
 from anticheat.tracking_lag import ZERO_TERMS, LagFit, LagTerms
 
@@ -301,14 +301,17 @@ class PlayerState:
         if engagement is not None and ts - engagement[1] <= self.config.engagement_gap_ms:
             self.ttk.add(float(ts - engagement[0]))
 
-    def settled(self, r: ShotReading, aim: float | None = None) -> None:
+    def settled(self, r: ShotReading, steps: Mapping[str, float] | None = None) -> None:
         """Fold one analysed shot into the state (see :class:`ShotReading`).
 
-        ``aim`` is the shot's :func:`~anticheat.shot_evidence.aim_step` when
-        the caller has it already: :class:`anticheat.features.MatchFeatures`
-        weighs the shots of a tick in one call to the aim model and folds
-        each into the match-long state and every window's.
+        ``steps`` are the shot's aim and trigger CUSUM steps
+        (:func:`~anticheat.shot_evidence.shot_step`) when the caller has
+        them already: :class:`anticheat.features.MatchFeatures` weighs the
+        shots of a tick in one call to each step model and folds each shot
+        into the match-long state and every window's.
         """
+        if steps is None:
+            steps = {kind: shot_step(kind, r, self.ping_ms, self.weapon) for kind in STEP_KINDS}
         self.aimed(r.error_deg)
         self.on_hitbox += int(r.on_box)
         self.last_delay = r.delay_ms
@@ -335,21 +338,17 @@ class PlayerState:
         if not math.isnan(r.delay_ms):
             self.on_target.add(r.delay_ms)
             self.on_target_zero += int(r.delay_ms <= 1.0)
-        self._climb("cusum_aim_max", aim_step(r, ping, self.weapon) if aim is None else aim)
-        fast_opening = r.on_box and r.engage_ms < self.config.fast_engage_ms  # NaN: not an opening
-        self.window_shot(r.on_box, r.turn_deg_s >= self.config.turn_fast_deg_s,
-                         opens=r.opens_burst, fast_opening=fast_opening)
+        self._climb("cusum_aim_max", steps["aim"])
+        self.window_shot(r.on_box, r.turn_deg_s >= self.config.turn_fast_deg_s, trigger_step=steps["trigger"])
 
     # --- the vector -------------------------------------------------------
 
-    def window_shot(self, on_box: bool, turning: bool = False, *, opens: bool = True,
-                    fast_opening: bool = False) -> None:
-        """Fold the settled shot into the rolling window and keep its extremes."""
+    def window_shot(self, on_box: bool, turning: bool = False, *, trigger_step: float = 0.0) -> None:
+        """Fold the settled shot into the rolling window and the outcome CUSUMs, and keep their extremes."""
         trigger = on_box and self.last_delay <= 1.0  # fired the tick the crosshair met the hitbox
         locked = self.shot_error_last <= self.config.lock_deg
         steps = {
-            "cusum_trigger_max": trigger_step(on_box=on_box, first_contact=trigger, turning=turning,
-                                              opens=opens, fast_opening=fast_opening),
+            "cusum_trigger_max": trigger_step,
             "cusum_hitbox_max": outcome_step("cusum_hitbox_max", on_box),
             "cusum_lock_max": outcome_step("cusum_lock_max", locked),
             "cusum_turn_max": outcome_step("cusum_turn_max", turning),

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from anticheat.physics import Limits
-from anticheat.shot_evidence import packaged_aim_model
+from anticheat.shot_evidence import STEP_KINDS, packaged_step_model
 
 __all__ = ["FEATURES_REVISION", "FEATURE_NAMES", "FeatureConfig", "feature_recipe"]
 
@@ -121,10 +121,6 @@ class FeatureConfig:
     burst_gap_ms: int = 1500
     history_ms: int = 3000
     turn_fast_deg_s: float = 90.0
-    #: A shot on the hitbox this soon after its target came into view opens
-    #: fire faster than a hand can see, flick and settle: 0.03% of honest
-    #: shots, 5% of a blatant triggerbot's (docs/anticheat.md, "Opening shots").
-    fast_engage_ms: int = 400
     window_ms: int = 20_000
     window_step_ms: int = 10_000
     accuracy_prior: tuple[float, float] = (3.0, 7.0)
@@ -135,9 +131,10 @@ class FeatureConfig:
 #: (a change no tunable shows): models trained before then are refused.
 #: 2: the trigger CUSUM reads contact and turning jointly (shot_evidence.TRIGGER_STEPS).
 #: 3: ... and whether the shot opens a burst, with fast openings apart.
-#: 4: the aim CUSUM's step comes from a boosted per-shot model (shot_evidence.AimModel),
+#: 4: the aim CUSUM's step comes from a boosted per-shot model (shot_evidence.StepModel),
 #:    whose version the recipe names too.
-FEATURES_REVISION: Final = 4
+#: 5: ... and the trigger CUSUM's from another, fitted on triggerbots.
+FEATURES_REVISION: Final = 5
 
 #: Tunables that come from the trained model rather than from this code.
 _LEARNED: Final = frozenset({"accuracy_prior", "headshot_prior"})
@@ -155,7 +152,8 @@ def feature_recipe(config: FeatureConfig | None = None) -> dict[str, Any]:
     """
     doc = asdict(config or FeatureConfig())
     tunables = {k: _plain(v) for k, v in doc.items() if k not in _LEARNED}
-    return {"revision": FEATURES_REVISION, "aim_model": packaged_aim_model().version, **tunables}
+    models = {f"{kind}_model": packaged_step_model(kind).version for kind in STEP_KINDS}
+    return {"revision": FEATURES_REVISION, **models, **tunables}
 
 
 def _plain(value: Any) -> Any:

@@ -242,8 +242,9 @@ def test_triggerbot_fires_the_tick_the_crosshair_meets_the_target():
     v = _duel(aim, 2250, path)
     assert v["on_target_delay_median_ms"] == 0.0
     assert v["on_target_zero_frac"] == 1.0
-    # fired on the hitbox 250 ms after the target came into view: a fast opening
-    assert v["cusum_trigger_max"] == pytest.approx(math.log(0.054 / 0.0003))
+    # fired on the hitbox 250 ms after the target came into view: an
+    # opening faster than a hand's, the trigger CUSUM's strongest single shot
+    assert v["cusum_trigger_max"] > 3.0
 
 
 def test_a_shot_opening_fire_late_on_first_contact_while_turning_is_read_as_such():
@@ -253,9 +254,10 @@ def test_a_shot_opening_fire_late_on_first_contact_while_turning_is_read_as_such
     def aim(ts):
         return _aim_at(60.0, 75.0) if ts >= 2450 else (0.0, 0.0)
 
-    v = _duel(aim, 2450, path)  # 450 ms after the target appeared: past fast_engage_ms
+    v = _duel(aim, 2450, path)  # 450 ms after the target appeared: a hand could have done it
     assert v["on_target_zero_frac"] == 1.0
-    assert v["cusum_trigger_max"] == pytest.approx(math.log(0.078 / 0.0022))
+    # opening fire on first contact, still a bot's pull more than a hand's
+    assert v["cusum_trigger_max"] > 1.0
 
 
 def test_follow_up_shots_do_not_count_as_new_reactions():
@@ -335,9 +337,9 @@ def test_eight_shots_fired_on_first_contact_make_a_full_trigger_window():
     assert v["win_max_hitbox_frac"] == 1.0
     assert v["win_min_error_deg"] == pytest.approx(0.0, abs=1e-6)
     assert v["on_target_zero_frac"] == 1.0
-    # the first opens the burst, the next seven are inside it (300 ms apart)
-    opening, inside = math.log(0.078 / 0.0022), math.log(0.008 / 0.0017)
-    assert v["cusum_trigger_max"] == pytest.approx(opening + 7 * inside)
+    # every pull on first contact climbs the trigger CUSUM; a hand that
+    # settles on the target first, even briefly, climbs it less
+    assert v["cusum_trigger_max"] > _burst(50)["cusum_trigger_max"] > _burst(150)["cusum_trigger_max"]
 
 
 def test_a_shot_off_the_hitbox_pulls_the_trigger_cusum_back_by_what_it_says():
@@ -350,8 +352,9 @@ def test_a_shot_off_the_hitbox_pulls_the_trigger_cusum_back_by_what_it_says():
         return (yaw_on, pitch_on) if ts in (2000, 2300, 2900, 3200, 3500) else (yaw_on + 10.0, pitch_on)
 
     v = _duel(aim, 0, lambda ts: (60.0, 75.0), shots=shots)
-    opening, inside, off = math.log(0.078 / 0.0022), math.log(0.008 / 0.0017), math.log(0.020 / 0.38)
-    assert v["cusum_trigger_max"] == pytest.approx(opening + 4 * inside + off)
+    every = _duel(lambda ts: (yaw_on, pitch_on) if ts in shots else (yaw_on + 10.0, pitch_on), 0,
+                  lambda ts: (60.0, 75.0), shots=shots)
+    assert 0.0 < v["cusum_trigger_max"] < every["cusum_trigger_max"]
 
 
 def test_a_shot_at_a_target_after_a_pause_opens_a_new_burst():
@@ -363,15 +366,18 @@ def test_a_shot_at_a_target_after_a_pause_opens_a_new_burst():
         return (yaw_on, pitch_on) if ts in shots else (yaw_on + 10.0, pitch_on)
 
     v = _duel(aim, 0, lambda ts: (60.0, 75.0), shots=shots)
-    assert v["cusum_trigger_max"] == pytest.approx(2 * math.log(0.078 / 0.0022))
+    one = _duel(lambda ts: (yaw_on, pitch_on) if ts == 2000 else (yaw_on + 10.0, pitch_on), 0,
+                lambda ts: (60.0, 75.0), shots=shots[:1])
+    # two openings on first contact: each the evidence of one
+    assert v["cusum_trigger_max"] > 1.5 * one["cusum_trigger_max"] > 0.0
 
 
 def test_a_human_settling_before_each_shot_has_no_trigger_shots():
     v = _burst(150)
     assert v["win_max_trigger_frac"] == 0.0
-    # on the hitbox, steady, since an earlier tick: the opening shot is a
-    # human's more than a bot's, the seven inside the burst barely a bot's
-    assert v["cusum_trigger_max"] == pytest.approx(7 * math.log(0.24 / 0.176))
+    # on the hitbox, steady, since an earlier tick: less of a bot's pull
+    # than first contact (above)
+    assert v["cusum_trigger_max"] < _burst(0)["cusum_trigger_max"]
     assert v["win_max_hitbox_frac"] == 1.0
     assert v["on_target_delay_median_ms"] == pytest.approx(150.0)
 

@@ -1,9 +1,9 @@
-"""The per-shot likelihood ratios point the way the rates behind them say."""
+"""The per-shot likelihood ratios point the way the play behind them says."""
 
 from __future__ import annotations
 
-import itertools
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -13,50 +13,25 @@ from anticheat.features import MatchFeatures
 from anticheat.player_state import PlayerState, ShotReading
 from anticheat.schema import FeatureConfig, feature_recipe
 from anticheat.shot_evidence import (
-    AIM_COLUMNS,
-    CONTACT_FIRST,
-    CONTACT_OFF,
-    CONTACT_ON,
     CUSUM_STEPS,
-    FAST_OPENING_STEP,
-    TRIGGER_STEPS,
-    AimModel,
-    aim_row,
-    aim_step,
+    SHOT_COLUMNS,
+    STEP_KINDS,
+    StepModel,
     outcome_step,
-    packaged_aim_model,
-    trigger_step,
+    packaged_step_model,
+    shot_row,
+    shot_step,
 )
 from anticheat.tracking_lag import ZERO_TERMS, LagTerms
 from gamebus.sim.match import simulate_match
 
 
-def test_every_trigger_cell_is_a_finite_log_ratio() -> None:
-    cells = set(itertools.product((CONTACT_OFF, CONTACT_ON, CONTACT_FIRST), (False, True), (False, True)))
-    assert set(TRIGGER_STEPS) == cells
-    assert all(math.isfinite(v) and v != 0.0 for v in TRIGGER_STEPS.values())
+def aim_step(r: ShotReading, ping: float, weapon: str | None = None) -> float:
+    return shot_step("aim", r, ping, weapon)
 
 
-def test_a_first_contact_that_opens_fire_counts_for_the_bot_and_spray_against_it() -> None:
-    opening = trigger_step(on_box=True, first_contact=True, turning=False, opens=True, fast_opening=False)
-    spray_off = trigger_step(on_box=False, first_contact=False, turning=False, opens=False, fast_opening=False)
-    assert opening > 1.0  # several times likelier from a bot
-    assert spray_off < -2.0  # a human's spray off the hitbox, almost never a bot's
-    assert opening < FAST_OPENING_STEP  # an opening faster than a hand is the strongest single shot
-
-
-@given(on_box=st.booleans(), first=st.booleans(), turning=st.booleans(), opens=st.booleans())
-def test_a_fast_opening_overrides_the_contact_cells(on_box: bool, first: bool, turning: bool,
-                                                    opens: bool) -> None:
-    step = trigger_step(on_box=on_box, first_contact=first, turning=turning, opens=opens, fast_opening=True)
-    assert step == FAST_OPENING_STEP
-
-
-@given(turning=st.booleans(), opens=st.booleans())
-def test_first_contact_is_read_before_resting_on_the_hitbox(turning: bool, opens: bool) -> None:
-    # A first contact is on the hitbox too; its own cell decides.
-    step = trigger_step(on_box=True, first_contact=True, turning=turning, opens=opens, fast_opening=False)
-    assert step == TRIGGER_STEPS[CONTACT_FIRST, turning, opens]
+def trigger_step(r: ShotReading, ping: float, weapon: str | None = "rifle") -> float:
+    return shot_step("trigger", r, ping, weapon)
 
 
 def test_outcome_steps_climb_on_the_tell_and_sink_without_it() -> None:
@@ -84,28 +59,49 @@ def test_a_tighter_aim_is_likelier_from_the_aimbot() -> None:
 
 def test_the_reaction_is_read_net_of_the_players_ping() -> None:
     opening = _reading(engage=500.0, reaction=300.0, flick=90.0, track=(), jitter=(), opens=True)
-    engage, reaction = AIM_COLUMNS.index("engage_net_ms"), AIM_COLUMNS.index("reaction_net_ms")
-    row = aim_row(opening, 120.0, "rifle")
+    engage, reaction = SHOT_COLUMNS.index("engage_net_ms"), SHOT_COLUMNS.index("reaction_net_ms")
+    row = shot_row(opening, 120.0, "rifle")
     assert (row[engage], row[reaction]) == (380.0, 180.0)
     # An unknown ping leaves the reaction unread rather than guessed.
-    row = aim_row(opening, math.nan, "rifle")
+    row = shot_row(opening, math.nan, "rifle")
     assert math.isnan(row[engage]) and math.isnan(row[reaction])
     # A weapon the model never saw is unread too, not taken for another.
-    assert math.isnan(aim_row(opening, 40.0, "railgun")[AIM_COLUMNS.index("weapon")])
-    assert math.isnan(aim_row(opening, 40.0, None)[AIM_COLUMNS.index("weapon")])
+    assert math.isnan(shot_row(opening, 40.0, "railgun")[SHOT_COLUMNS.index("weapon")])
+    assert math.isnan(shot_row(opening, 40.0, None)[SHOT_COLUMNS.index("weapon")])
 
 
-def test_the_shipped_model_reads_the_columns_of_this_version() -> None:
-    model = packaged_aim_model()
-    assert tuple(model.ensemble.meta["columns"]) == AIM_COLUMNS
-    assert model.version.startswith("aim-") and 0.0 < model.prior < 1.0
+@pytest.mark.parametrize("kind", sorted(STEP_KINDS))
+def test_the_shipped_models_read_the_columns_of_this_version(kind: str) -> None:
+    model = packaged_step_model(kind)
+    assert tuple(model.ensemble.meta["columns"]) == SHOT_COLUMNS
+    assert model.kind == kind and model.version.startswith(f"{kind}-") and 0.0 < model.prior < 1.0
     # The features' recipe names it: a match model trained on another
-    # aim model's CUSUM is refused at load.
-    assert feature_recipe()["aim_model"] == model.version
+    # step model's CUSUM is refused at load.
+    assert feature_recipe()[f"{kind}_model"] == model.version
 
 
 def test_a_neutral_model_weighs_every_shot_zero() -> None:
-    assert AimModel.neutral().steps([aim_row(_reading(), 40.0, "rifle")] * 3) == [0.0, 0.0, 0.0]
+    assert StepModel.neutral("trigger").steps([shot_row(_reading(), 40.0, "rifle")] * 3) == [0.0, 0.0, 0.0]
+
+
+def test_a_model_of_another_kind_or_none_is_refused() -> None:
+    ensemble = StepModel.neutral("aim").ensemble
+    with pytest.raises(ValueError, match=r"meta\.kind"):
+        StepModel(replace(ensemble, meta={**ensemble.meta, "kind": "wallhack"}))
+
+
+def test_a_trigger_pull_on_first_contact_counts_for_the_bot_and_spray_against_it() -> None:
+    # Opening fire the tick the crosshair meets a still target: a bot's
+    # pull. Settling on the target first, or spraying off the hitbox inside
+    # a burst: a human's.
+    opening = _reading(error=0.3, turn=5.0, engage=650.0, delay=0.0, track=(), jitter=(), opens=True)
+    settled = opening._replace(delay_ms=180.0)
+    spray = _reading(error=2.5, on_box=False, turn=20.0, delay=math.nan, track=(1.5, 2.0), jitter=(30.0,))
+    assert trigger_step(opening, 40.0) > 1.0  # several times likelier from a bot
+    assert trigger_step(settled, 40.0) < 0.0 and trigger_step(spray, 40.0) < 0.0
+    # Opening fire sooner after the target appeared than a hand can see,
+    # flick and settle: stronger still.
+    assert trigger_step(opening._replace(engage_ms=300.0), 40.0) > trigger_step(opening, 40.0) + 2.0
 
 
 nan_or = st.one_of(st.just(math.nan), st.floats(0.0, 5000.0))
@@ -122,7 +118,7 @@ def test_any_reading_gives_a_finite_step(error: float, turn: float, engage: floa
     lag = LagTerms(ticks, ee if ticks else 0.0, (0.0,) * 7, (motion if ticks else 0.0,) * 7)
     r = _reading(error=error, turn=turn, engage=engage, reaction=reaction, delay=delay, flick=flick,
                  track=tuple(track), jitter=tuple(track), lag=lag, opens=opens)
-    assert math.isfinite(aim_step(r, ping, weapon))
+    assert math.isfinite(aim_step(r, ping, weapon)) and math.isfinite(trigger_step(r, ping, weapon))
 
 
 def test_the_aim_cusum_finds_a_stretch_of_bot_like_shots_and_sinks_after() -> None:
@@ -149,11 +145,12 @@ def test_a_match_weighs_its_shots_in_batches_as_one_by_one() -> None:
     for event in played.events:
         features.update(event)
     vectors = features.vectors()
-    climbed: dict[str, float] = {}
-    now: dict[str, float] = {}
-    for player, _, reading, ping, weapon in features.readings or ():
-        now[player] = max(0.0, now.get(player, 0.0) + aim_step(reading, ping, weapon))
-        climbed[player] = max(climbed.get(player, 0.0), now[player])
-    assert climbed and any(v > 0.0 for v in climbed.values())
-    for player, top in climbed.items():
-        assert vectors[player]["cusum_aim_max"] == pytest.approx(top, abs=1e-9)
+    for kind in STEP_KINDS:
+        climbed: dict[str, float] = {}
+        now: dict[str, float] = {}
+        for player, _, reading, ping, weapon in features.readings or ():
+            now[player] = max(0.0, now.get(player, 0.0) + shot_step(kind, reading, ping, weapon))
+            climbed[player] = max(climbed.get(player, 0.0), now[player])
+        assert climbed and any(v > 0.0 for v in climbed.values())
+        for player, top in climbed.items():
+            assert vectors[player][f"cusum_{kind}_max"] == pytest.approx(top, abs=1e-9)

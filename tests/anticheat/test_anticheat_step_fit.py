@@ -1,4 +1,4 @@
-"""The aim model's refit: it learns a known signal, stamps what it is, and reads a real match."""
+"""The step models' refit: it learns a known signal, stamps what it is, and reads a real match."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anticheat.aim_step_fit import fit_model, main, shot_rows
-from anticheat.shot_evidence import AIM_COLUMNS, AimModel
+from anticheat.shot_evidence import SHOT_COLUMNS, StepModel
+from anticheat.step_fit import fit_model, main, shot_rows
 
-ERROR, ON_BOX, ENGAGE = (AIM_COLUMNS.index(c) for c in ("error_deg", "on_box", "engage_net_ms"))
+ERROR, ON_BOX, ENGAGE = (SHOT_COLUMNS.index(c) for c in ("error_deg", "on_box", "engage_net_ms"))
 #: A smaller booster than the shipped one's: the tests read what the fit does, not how well.
 SMALL = {"max_iter": 40, "learning_rate": 0.2, "max_leaf_nodes": 15, "min_samples_leaf": 50, "random_state": 0}
 
@@ -20,7 +20,7 @@ SMALL = {"max_iter": 40, "learning_rate": 0.2, "max_leaf_nodes": 15, "min_sample
 def _shots(seed: int, n: int = 6_000) -> tuple[np.ndarray, np.ndarray]:
     """Shots where the cheat shows as a small error and a fast engage, the engage unread on half."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, len(AIM_COLUMNS)))
+    x = rng.normal(size=(n, len(SHOT_COLUMNS)))
     on = rng.random(n) < 0.3
     x[:, ERROR] = np.where(on, rng.gamma(2.0, 0.2, n), rng.gamma(2.0, 0.6, n))
     x[:, ENGAGE] = np.where(on, rng.normal(350.0, 80.0, n), rng.normal(520.0, 120.0, n))
@@ -31,7 +31,7 @@ def _shots(seed: int, n: int = 6_000) -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_fit_learns_the_signal_and_its_steps_are_log_likelihood_ratios() -> None:
     x, on = _shots(1)
-    model = AimModel(fit_model(x.tolist(), on.tolist(), fitted_on="a test", booster=SMALL))
+    model = StepModel(fit_model(x.tolist(), on.tolist(), fitted_on="a test", booster=SMALL))
     assert model.prior == pytest.approx(on.mean())
     held_x, held_on = _shots(2)
     steps = np.array(model.steps(held_x.tolist()))
@@ -52,9 +52,17 @@ def test_the_version_names_the_numbers() -> None:
     assert fit_model(x2.tolist(), on2.tolist(), booster=SMALL).meta["version"] != same
 
 
+def test_the_version_names_the_kind() -> None:
+    x, on = _shots(1, n=2_000)
+    ensemble = fit_model(x.tolist(), on.tolist(), kind="trigger", booster=SMALL)
+    assert StepModel(ensemble).kind == "trigger" and ensemble.meta["version"].startswith("trigger-")
+    with pytest.raises(ValueError, match="kind: expected one of"):
+        fit_model(x.tolist(), on.tolist(), kind="wallhack", booster=SMALL)
+
+
 def test_one_class_of_shots_or_other_columns_cannot_be_fitted() -> None:
     with pytest.raises(ValueError, match="on:"):
-        fit_model([[0.0] * len(AIM_COLUMNS)] * 3, [False] * 3)
+        fit_model([[0.0] * len(SHOT_COLUMNS)] * 3, [False] * 3)
     with pytest.raises(ValueError, match="rows: expected 17 columns"):
         fit_model([[0.0] * 5] * 3, [False, True, False])
 
@@ -63,25 +71,27 @@ def test_a_model_of_other_columns_or_no_prior_is_refused() -> None:
     x, on = _shots(1, n=2_000)
     ensemble = fit_model(x.tolist(), on.tolist(), booster=SMALL)
     with pytest.raises(ValueError, match="reads columns"):
-        AimModel(replace(ensemble, meta={**ensemble.meta, "columns": ["error_deg"]}))
+        StepModel(replace(ensemble, meta={**ensemble.meta, "columns": ["error_deg"]}))
     with pytest.raises(ValueError, match=r"meta\.prior"):
-        AimModel(replace(ensemble, meta={**ensemble.meta, "prior": 1.0}))
+        StepModel(replace(ensemble, meta={**ensemble.meta, "prior": 1.0}))
 
 
-def test_a_simulated_match_gives_every_shot_its_row_and_its_label() -> None:
-    rows, on = shot_rows(8_600_000, duration_s=30.0)
+@pytest.mark.parametrize("kind", ["aim", "trigger"])
+def test_a_simulated_match_gives_every_shot_its_row_and_its_label(kind: str) -> None:
+    rows, on = shot_rows(8_600_000, kind=kind, duration_s=30.0)
     assert rows and len(rows) == len(on)
-    assert all(len(r) == len(AIM_COLUMNS) for r in rows)
+    assert all(len(r) == len(SHOT_COLUMNS) for r in rows)
     assert any(on) and not all(on)  # aimbots on and honest players both shot
     assert {r[ON_BOX] for r in rows} <= {0.0, 1.0}
-    weapons = {r[AIM_COLUMNS.index("weapon")] for r in rows}
+    weapons = {r[SHOT_COLUMNS.index("weapon")] for r in rows}
     assert weapons and all(not math.isnan(w) for w in weapons)  # the simulator's guns are all known
 
 
 def test_the_command_writes_a_model_the_service_can_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "aim.npz"
-    assert main(["--matches", "5", "--seed", "8600000", "--workers", "1", "--out", str(out)]) == 0
+    out = tmp_path / "trigger.npz"
+    assert main(["trigger", "--matches", "5", "--seed", "8800000", "--workers", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "held out" in printed and str(out) in printed
-    model = AimModel.load(out)
-    assert model.version.startswith("aim-") and model.ensemble.meta["shots"] > 100
+    model = StepModel.load(out)
+    assert model.kind == "trigger" and model.version.startswith("trigger-") and model.ensemble.meta["shots"] > 100
+    assert "triggerbots" in model.ensemble.meta["fitted_on"]
