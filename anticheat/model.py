@@ -201,11 +201,27 @@ def combine_scores(combiner: Combiner | None, best_match: float, best_window: fl
 
 
 def _tail(ref: Sequence[float], value: float) -> float:
-    """Share of ``ref`` at or above ``value``, as ``(k + 1) / (n + 1)``; 1 when unknown."""
+    """Share of ``ref`` at or above ``value``, as ``(k + 1) / (n + 1)``; 1 when unknown.
+
+    Past the highest reference every value would share the tail
+    ``1 / (n + 1)``, and the combined score would tie there: a blatant
+    cheater with the game's surest evidence level with the one honest
+    outlier in a few thousand, an analyst's queue unordered at its top and
+    recall at 0.1% FPR read as 0 whenever more than 0.1% of held-out clean
+    players land past it (docs/anticheat.md, "Ties at the top"). So past
+    the top the tail shrinks with how much of the distance from the top
+    reference to 1 the value covers, down to half that share at 1: the
+    order the raw scores give, while the tail stays within a factor of two
+    of what the reference can measure (accounts add tails up as p-values).
+    """
     if math.isnan(value) or not ref:
         return 1.0
     k = len(ref) - bisect.bisect_left(ref, value)
-    return (k + 1) / (len(ref) + 1)
+    share = 1.0 / (len(ref) + 1)
+    if k == 0 and ref[-1] < 1.0:
+        beyond = min((value - ref[-1]) / (1.0 - ref[-1]), 1.0)
+        return share * (1.0 - 0.5 * beyond)
+    return (k + 1) * share
 
 
 @dataclass(slots=True)

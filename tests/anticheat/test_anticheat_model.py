@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anticheat import model, train
 from anticheat.dataset import PlayerRecord, Snapshot
@@ -69,15 +72,31 @@ def test_small_fit_beats_chance_by_a_clear_margin_on_held_out_matches(bundle):
 def test_the_rarer_evidence_decides_each_read_against_its_own_kind():
     # honest players' best windows run higher than their match-long scores
     comb = model.Combiner.fit(best_match=[0.1 * k for k in range(10)], best_window=[0.5 + 0.05 * k for k in range(10)])
-    # 0.95 is above every honest match-long score (tail 1/11) but an ordinary window (tail 2/11)
-    assert comb.combine(0.95, math.nan) == pytest.approx(1 - 1 / 11)
+    # 0.95 is above every honest match-long score (tail under 1/11: halfway from the
+    # top, 0.9, to 1, so three quarters of it) but an ordinary window (tail 2/11)
+    assert comb.combine(0.95, math.nan) == pytest.approx(1 - 0.75 / 11)
     assert comb.combine(math.nan, 0.95) == pytest.approx(1 - 2 / 11)
-    assert comb.combine(0.95, 0.95) == pytest.approx(1 - 1 / 11)
+    assert comb.combine(0.95, 0.95) == pytest.approx(1 - 0.75 / 11)
     assert not comb.window_decides(0.95, 0.95)
     assert comb.window_decides(0.0, 0.99)
     assert comb.combine(math.nan, math.nan) == 0.0
     # monotone in each kind of evidence
     assert comb.combine(0.35, 0.6) <= comb.combine(0.45, 0.6) <= comb.combine(0.45, 0.8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 1000), min_size=2, max_size=8, unique=True))
+def test_past_every_honest_reference_scores_keep_their_order_without_claiming_more(values: list[int]):
+    """Past the top reference scores are not tied, and a tail stays within a factor two of 1 / (n + 1)."""
+    comb = model.Combiner.fit(best_match=[k / 10 for k in range(10)], best_window=[0.5] * 10)
+    beyond = sorted(0.9 + 0.0001 * v for v in values)  # 0.9001 ... 1.0
+    scores = [comb.combine(v, math.nan) for v in beyond]
+    assert all(a < b for a, b in itertools.pairwise(scores))
+    assert all(1 - 1 / 11 < s <= 1 - 0.5 / 11 for s in scores)
+    # at the top reference and within, the tail is the plain (k + 1) / (n + 1)
+    assert comb.combine(0.9, math.nan) == pytest.approx(1 - 2 / 11)
+    assert comb.combine(0.85, math.nan) == pytest.approx(1 - 2 / 11)
+    assert comb.combine(1.0, math.nan) == pytest.approx(1 - 0.5 / 11)
 
 
 def test_a_policy_set_on_one_set_of_honest_players_holds_its_rate_on_others():
