@@ -123,6 +123,16 @@ def test_the_service_alerts_when_an_account_turns_and_explains_it_against_its_ow
                 a.name == name for a in rosters[k]))
 
 
+def test_the_report_does_not_round_a_roc_auc_up_to_the_target_it_misses():
+    # Seed 78's blatant triggerbots read 0.98957: at three places that printed 0.990 beside a 0.99 target.
+    group = evaluate.GroupResult("triggerbot/blatant", 107, 0.98957, 0.963, 0.944, 0.963, 0.0, 0.963)
+    report = evaluate.Report(
+        matches=1, clean=200, cheaters=107, overall=group, groups=[group], policy_threshold=0.9,
+        policy_fpr_train=0.01, policy_fpr_heldout=0.01, rule_false_positives=0, flagged_fpr=0.01,
+        model_version="v")
+    assert "| triggerbot/blatant | 107 | 0.9896 | 96.3% |" in evaluate.markdown(report)
+
+
 def test_the_report_counts_rules_only_on_cheaters_whose_cheat_acted():
     def group(name: str, rule: float, shown: float, not_shown: int) -> evaluate.GroupResult:
         return evaluate.GroupResult(name, 93, 1.0, 1.0, 1.0, 1.0, rule, 1.0,
@@ -135,7 +145,7 @@ def test_the_report_counts_rules_only_on_cheaters_whose_cheat_acted():
         groups=[fly, aim], policy_threshold=0.9, policy_fpr_train=0.01, policy_fpr_heldout=0.015,
         rule_false_positives=0, flagged_fpr=0.01, model_version="v")
     text = evaluate.markdown(report)
-    assert "| fly/subtle | 93 | 1.000 | 100.0% | 100.0% | 100.0% | 97.8% |" in text
+    assert "| fly/subtle | 93 | 1.0000 | 100.0% | 100.0% | 100.0% | 97.8% |" in text
     # A model that does not say how many players its rate came from gets no interval for it.
     assert "false-positive rate 1.0% on the training-side clean players" in text
     assert "1.5% (0.3-4.3%) on these 200 held-out clean players" in text
