@@ -33,7 +33,7 @@ _BUS_HELP = "gamebus://host:port or nats://host:port"
 
 
 def register(subparsers: Any) -> None:
-    ac = subparsers.add_parser("anticheat", help="anti-cheat: train, evaluate, run, explain, review, accounts, rescore")
+    ac = subparsers.add_parser("anticheat", help="anti-cheat: train, evaluate, pool, run, explain, review, accounts, rescore")
     sub = ac.add_subparsers(dest="anticheat_command", metavar="ACTION")
     ac.set_defaults(func=lambda _a: (ac.print_help(), 2)[1])
 
@@ -66,6 +66,16 @@ def register(subparsers: Any) -> None:
                    help="with --accounts: share of cheating accounts that play 2-4 clean matches "
                         "before their cheat goes on; reports the per-account baseline too")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("pool", help="read several evaluations' players.csv as one held-out set, "
+                                    "with 95%% intervals from resampled matches")
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
+                   help="evaluate --out directories (or their players.csv files)")
+    p.add_argument("--fpr", type=float, default=0.01,
+                   help="false-positive rate recall is read at (default: %(default)s)")
+    p.add_argument("--resamples", type=int, default=200,
+                   help="bootstrap resamplings of whole matches (default: %(default)s)")
+    p.set_defaults(func=_pool)
 
     p = sub.add_parser("run", help="score the bus live as a member of a consumer group")
     p.add_argument("--bus", required=True, help=_BUS_HELP)
@@ -219,6 +229,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(accounts_md)
     print(f"report: {path}  plots: {args.out / 'roc.png'}, {args.out / 'recall_by_kind.png'}"
           f"  players: {args.out / 'players.csv'}")
+    return 0
+
+
+def _pool(args: argparse.Namespace) -> int:
+    from anticheat.pool import pool, pool_markdown, read_players
+
+    runs = [read_players(path) for path in args.runs]
+    result = pool(runs, fpr=args.fpr, resamples=args.resamples)
+    honest = sum(r.group == "clean" for rows in runs for r in rows)
+    matches = sum(len({r.match for r in rows}) for rows in runs)
+    names = [path.name if path.is_dir() else path.parent.name for path in args.runs]
+    print(pool_markdown(result, names, honest=honest, matches=matches, fpr=args.fpr,
+                        resamples=args.resamples), end="")
     return 0
 
 

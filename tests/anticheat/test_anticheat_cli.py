@@ -11,16 +11,17 @@ from anticheat.review import review_queue
 from gamebus.cli import main
 
 
-def test_anticheat_registers_its_six_actions():
+def test_anticheat_registers_its_seven_actions():
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    for action in ("train", "evaluate", "run", "explain", "review", "rescore"):
+    for action in ("train", "evaluate", "pool", "run", "explain", "review", "rescore"):
         args = parser.parse_args(["anticheat", action, *_required(action)])
         assert callable(args.func)
 
 
 def _required(action: str) -> list[str]:
     return {
+        "pool": ["runs/79", "runs/78"],
         "run": ["--bus", "gamebus://127.0.0.1:1"],
         "explain": ["--match", "m", "--player", "p", "--bus", "gamebus://127.0.0.1:1"],
         "review": ["--bus", "gamebus://127.0.0.1:1"],
