@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from anticheat.features import FEATURE_NAMES, feature_recipe
-from gamebus.errors import GamebusError
+from gamebus.errors import FileRejected
 
 if TYPE_CHECKING:
     from anticheat.baseline import BaselineModel
@@ -105,12 +105,10 @@ TRUSTED_TYPES: Final[tuple[str, ...]] = (
 )
 
 
-class ModelRejected(GamebusError):
+class ModelRejected(FileRejected):
     """A model file that will not be loaded: untrusted types, another schema or another recipe."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"model {path}: {reason}")
-        self.path, self.reason = path, reason
+    kind = "model "
 
 
 def to_matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str] = FEATURE_NAMES) -> FloatArray:

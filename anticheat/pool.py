@@ -29,19 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from anticheat.evaluate import PlayerRow, auc, auc_text, pct_text, recall_at_fpr
-from gamebus.errors import GamebusError
+from gamebus.errors import FileRejected
 
 __all__ = ["PoolRejected", "PooledGroup", "Reading", "pool", "pool_markdown", "read_players"]
 
 ALL_CHEATERS = "all cheaters"
 
 
-class PoolRejected(GamebusError):
+class PoolRejected(FileRejected):
     """A run whose ``players.csv`` cannot be read as an evaluation's players."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = path, reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from gamebus.errors import GamebusError
+from gamebus.errors import FileRejected
 
 __all__ = ["FORMAT", "EnsembleRejected", "TreeEnsemble", "from_hist_gradient_boosting"]
 
@@ -43,12 +43,8 @@ FORMAT: Final = "gamebus-tree-ensemble/1"
 _ARRAYS: Final = ("feature", "threshold", "left", "right", "missing_left", "is_leaf", "value", "roots")
 
 
-class EnsembleRejected(GamebusError):
+class EnsembleRejected(FileRejected):
     """A tree ensemble file that will not be loaded (not ours, another format, inconsistent arrays)."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = path, reason
 
 
 @dataclass(frozen=True, eq=False)

@@ -45,6 +45,7 @@ __all__ = [
     "CorruptBatch",
     "EngineUnavailable",
     "EpochMismatch",
+    "FileRejected",
     "FrameTooLarge",
     "GamebusError",
     "InvalidEvent",
@@ -84,6 +85,18 @@ class GamebusError(Exception):
 
 class ConfigError(GamebusError):
     code = 2
+
+
+class FileRejected(GamebusError):
+    """A file gamebus will not read (a model, an ensemble, an evaluation's rows): which one, and why."""
+
+    code = 4
+    #: Prefix naming what the file was meant to be, e.g. ``"model "``.
+    kind: ClassVar[str] = ""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{self.kind}{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 class InvalidEvent(GamebusError, ValueError):
