@@ -99,20 +99,12 @@ def pool(runs: Sequence[Sequence[PlayerRow]], *, fpr: float = 0.01, resamples: i
     Matches are told apart by run as well as by id, so two runs of the
     same seed are two draws, as they would be if resampled.
     """
-    groups: list[str] = []
-    score_parts, group_parts, match_parts = [], [], []
-    for k, rows in enumerate(runs):
-        for r in rows:
-            if r.group != "clean" and r.group not in groups:
-                groups.append(r.group)
-        score_parts.append(np.array([r.score for r in rows], dtype=np.float64))
-        group_parts.append(np.array([r.group for r in rows], dtype=object))
-        match_parts.append(np.array([f"{k}\x00{r.match}" for r in rows], dtype=object))
-    groups.sort()
-    score = np.nan_to_num(np.concatenate(score_parts), nan=0.0) if score_parts else np.zeros(0)
-    group = np.concatenate(group_parts) if group_parts else np.zeros(0, dtype=object)
-    match = np.concatenate(match_parts) if match_parts else np.zeros(0, dtype=object)
-    names = [*groups, ALL_CHEATERS]
+    rows = [(k, r) for k, run in enumerate(runs) for r in run]
+    score = np.nan_to_num(np.array([r.score for _, r in rows], dtype=np.float64), nan=0.0)
+    group = np.array([r.group for _, r in rows], dtype=object)
+    match = np.array([f"{k}\x00{r.match}" for k, r in rows], dtype=object)
+    ends = np.cumsum([len(run) for run in runs], dtype=np.int64)
+    names = [*sorted(set(group) - {"clean"}), ALL_CHEATERS]
 
     def cheats_of(g: str, gr: np.ndarray) -> np.ndarray:
         return np.asarray(gr != "clean") if g == ALL_CHEATERS else np.asarray(gr == g)
@@ -122,10 +114,7 @@ def pool(runs: Sequence[Sequence[PlayerRow]], *, fpr: float = 0.01, resamples: i
         clean = s[gr == "clean"]
         return [_read(clean, s[cheats_of(g, gr)], fpr) for g in names]
 
-    per_run: list[list[Reading]] = []
-    for s, gr in zip(score_parts, group_parts, strict=True):
-        s = np.nan_to_num(s, nan=0.0)
-        per_run.append([_read(s[gr == "clean"], s[cheats_of(g, gr)], fpr) for g in names])
+    per_run = [read_all(np.arange(end - len(run), end)) for run, end in zip(runs, ends, strict=True)]
     pooled = read_all(np.arange(len(score)))
 
     matches, inverse = np.unique(match, return_inverse=True)
